@@ -1,0 +1,111 @@
+"""``kdbench run [SUITE]``: expand a suite into runs, train them in cohorts, track them in MLflow,
+and end with the suite's leaderboard. With no suite it runs the default ``digits`` suite."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_common_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``run``, ``tune`` and ``validate``."""
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:N or auto (CUDA when available)")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the data sets in their official on-disk formats")
+    parser.add_argument("--download", action="store_true",
+                        help="download missing data sets with torchvision's downloaders")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: MLflow's own, sqlite:///mlflow.db)")
+    parser.add_argument("--store", default=None,
+                        help="folder for teachers, checkpoints and student weights "
+                             "(default: $KDBENCH_STORE or ./kdbench-store)")
+    parser.add_argument("--jobs", type=int, default=1, help="cohorts trained in parallel")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
+                        help="register the losses defined in a Python file (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("run", help="train a suite (default: digits)",
+                                   description=__doc__)
+    parser.add_argument("suite", nargs="?", default="digits",
+                        help="built-in suite name or path to a suite YAML (default: digits)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="override the suite's seeds")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the recipe's epochs (the run is labelled 'scaled')")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="override the recipe's batch size (labelled 'scaled')")
+    parser.add_argument("--only", default=None,
+                        help="run a subset, e.g. loss=sp,student=resnet8x4")
+    parser.add_argument("--amp", choices=["bf16"], default=None, help="bf16 autocast")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="channels_last memory format for models and batches")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (runs, cohorts, already done, cost) and stop")
+    parser.add_argument("--no-leaderboard", action="store_true",
+                        help="do not write the leaderboard at the end")
+    add_common_run_options(parser)
+    parser.set_defaults(func=run_command)
+
+
+def run_options_from(args) -> "RunOptions":
+    import os
+
+    from benchmark.errors import UserError
+    from benchmark.runner import DEFAULT_STORE, RunOptions
+
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be at least 1, got {args.jobs}. Pass --jobs 1 or more.")
+    return RunOptions(device=args.device, data_dir=args.data_dir, download=args.download,
+                      store=args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE),
+                      tracking_uri=args.tracking_uri, jobs=args.jobs,
+                      progress=not args.no_progress, plugins=list(args.plugin))
+
+
+def load_plugins(paths: list[str]) -> None:
+    from losses.plugins import load_entry_point_plugins, load_plugin
+
+    load_entry_point_plugins()
+    for path in paths:
+        load_plugin(path)
+
+
+def run_command(args) -> int:
+    from benchmark.config import load_suite
+    from benchmark.plan import PlanOptions, parse_only
+    from benchmark.runner import describe_plan, execute, make_plan, print_summary, resolve_device
+    from benchmark.tracking import Tracker
+
+    options = run_options_from(args)
+    load_plugins(options.plugins)
+    suite = load_suite(args.suite)
+    resolve_device(options.device)
+    plan_options = PlanOptions(seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
+                               only=parse_only(args.only), amp=args.amp,
+                               channels_last=args.channels_last)
+    if plan_options.seeds is not None:
+        from benchmark.config import validate_seeds
+        from benchmark.errors import UserError
+
+        try:
+            validate_seeds(plan_options.seeds)
+        except ValueError as err:
+            raise UserError(f"--seeds {plan_options.seeds} is invalid: {err}.") from None
+    tracker = Tracker(options.tracking_uri)
+    plan = make_plan(suite, plan_options, options, tracker)
+    print(describe_plan(plan) if args.dry_run else describe_plan(plan).splitlines()[0])
+    if args.dry_run:
+        return 0
+    outcome = execute(plan, options, tracker)
+    print_summary(outcome)
+    if not args.no_leaderboard:
+        write_suite_leaderboard(suite.name, options.tracking_uri)
+    return 1 if outcome.failed else 0
+
+
+def write_suite_leaderboard(suite: str, tracking_uri) -> None:
+    """Write and print the suite's leaderboard (results/<suite>/)."""
+    from benchmark.leaderboard import write_leaderboard
+
+    write_leaderboard(suite, tracking_uri=tracking_uri, print_markdown=True)

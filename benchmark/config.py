@@ -1,0 +1,207 @@
+"""Suite files: YAML validated into typed configs.
+
+A suite names data sets, teacher/student pairs, loss configs (weighted terms), seeds and a
+recipe. Structural problems are reported by pydantic; names are then checked against the model,
+loss, data-set and recipe registries. Either way the user gets one paragraph: the file, the field
+path, what was given and what is allowed (:class:`benchmark.errors.UserError`, exit 2).
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from benchmark.errors import UserError
+
+WeightValue = Union[float, Literal["default", "tuned"]]
+
+
+class LossConfig(BaseModel):
+    """One leaderboard row: a label and its weighted terms (``ce`` included)."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: str
+    terms: dict[str, WeightValue]
+    hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("terms")
+    @classmethod
+    def _weights_not_negative(cls, terms: dict) -> dict:
+        for name, weight in terms.items():
+            if isinstance(weight, float) and weight < 0:
+                raise ValueError(f"weight of term '{name}' is {weight}; weights must be >= 0")
+        if not terms:
+            raise ValueError("a loss needs at least one term (e.g. ce: 1)")
+        return terms
+
+
+class PairConfig(BaseModel):
+    """A teacher -> student pair, optionally with its own seeds."""
+
+    model_config = ConfigDict(extra="forbid")
+    teacher: str
+    student: str
+    seeds: Optional[list[int]] = None
+
+
+class SuiteConfig(BaseModel):
+    """A whole suite file."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    recipe: str
+    datasets: list[str] = Field(min_length=1)
+    pairs: list[PairConfig] = Field(min_length=1)
+    losses: list[Union[str, LossConfig]] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    cross_family_seeds: Optional[list[int]] = None
+    teacher_seed: int = 0
+    val_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
+    split_seed: int = 0
+    hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    tuned_weights: Optional[str] = None
+
+    @field_validator("seeds", "cross_family_seeds")
+    @classmethod
+    def _seed_list(cls, seeds: Optional[list[int]]) -> Optional[list[int]]:
+        return validate_seeds(seeds)
+
+
+def validate_seeds(seeds: Optional[list[int]]) -> Optional[list[int]]:
+    """Seeds are distinct non-negative integers; raises ValueError otherwise."""
+    if seeds is None:
+        return None
+    if not seeds:
+        raise ValueError("the seed list is empty; give at least one seed, e.g. [0, 1, 2]")
+    bad = [s for s in seeds if s < 0]
+    if bad:
+        raise ValueError(f"seeds must be non-negative integers, got {bad}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    return seeds
+
+
+def model_family(name: str) -> str:
+    """The architecture family used to tell same-family from cross-family pairs."""
+    base = name[3:] if name.startswith("tv_") else name
+    match = re.match(r"[a-z]+", base.lower())
+    return match.group(0) if match else base
+
+
+def builtin_suites() -> dict[str, Path]:
+    """Built-in suite files shipped in ``benchmark/suites``, by name."""
+    folder = resources.files("benchmark") / "suites"
+    return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".yaml")}
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A built-in suite name or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise UserError(f"Suite file '{name_or_path}' does not exist. Pass a built-in suite "
+                            f"name ({', '.join(sorted(builtin_suites()))}) or the path of a YAML "
+                            "suite file.")
+        return path
+    suites = builtin_suites()
+    if name_or_path not in suites:
+        raise UserError(f"Unknown suite '{name_or_path}'. Built-in suites are: "
+                        f"{', '.join(sorted(suites))}; or pass the path of a YAML suite file.")
+    return suites[name_or_path]
+
+
+def load_suite(name_or_path: str) -> SuiteConfig:
+    """Read, validate and name-check a suite; every problem becomes a :class:`UserError`."""
+    path = resolve_suite_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"Suite file {path} is not valid YAML: {err}. Fix the syntax at the "
+                        "position shown.") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"Suite file {path} must hold a mapping of fields (name, recipe, "
+                        f"datasets, pairs, losses, seeds), but it holds {type(raw).__name__}.")
+    raw.setdefault("name", path.stem)
+    try:
+        suite = SuiteConfig.model_validate(raw)
+    except ValidationError as err:
+        raise _validation_error(path, raw, err) from None
+    check_names(suite, path)
+    return suite
+
+
+def _validation_error(path: Path, raw: dict, err: ValidationError) -> UserError:
+    first = err.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    given = first.get("input", "(missing)")
+    if first["type"] == "missing":
+        given = "(missing)"
+    allowed = _allowed_for(first)
+    more = f" ({err.error_count() - 1} more problem(s) after this one.)" \
+        if err.error_count() > 1 else ""
+    return UserError(f"Suite file {path}: field '{field}' is invalid: {first['msg']}. Given: "
+                     f"{given!r}. Allowed: {allowed}. Fix that field and run again.{more}")
+
+
+def _allowed_for(error: dict) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return ("only the fields " + ", ".join(SuiteConfig.model_fields) + " at the top level; "
+                "teacher, student, seeds in a pair; label, terms, hparams in a loss")
+    if kind.startswith("literal") or "union" in kind:
+        return "a number >= 0, 'default' or 'tuned'"
+    if "int" in kind:
+        return "an integer"
+    if "float" in kind:
+        return "a number"
+    if kind in ("list_type", "too_short"):
+        return "a non-empty list"
+    return "see docs/suites.md"
+
+
+def check_names(suite: SuiteConfig, path: Path) -> None:
+    """Check models, losses, data sets and the recipe exist in their registries."""
+    import models
+    from benchmark.data import list_datasets
+    from benchmark.recipes import RECIPES
+    from losses import list_losses
+    from losses.composite import expand_loss_label
+
+    def fail(field: str, given: Any, allowed: str) -> UserError:
+        return UserError(f"Suite file {path}: field '{field}' is invalid. Given: {given!r}. "
+                         f"Allowed: {allowed}. Fix that field and run again.")
+
+    if suite.recipe not in RECIPES:
+        raise fail("recipe", suite.recipe, ", ".join(sorted(RECIPES)))
+    for i, dataset in enumerate(suite.datasets):
+        if dataset not in list_datasets():
+            raise fail(f"datasets.{i}", dataset, ", ".join(list_datasets()))
+    for i, pair in enumerate(suite.pairs):
+        for side in ("teacher", "student"):
+            arch = getattr(pair, side)
+            if not models.is_model(arch):
+                raise fail(f"pairs.{i}.{side}", arch, "a model from `kdbench models` "
+                           f"({', '.join(models.list_models()[:8])}, ...)")
+        try:
+            validate_seeds(pair.seeds)
+        except ValueError as err:
+            raise fail(f"pairs.{i}.seeds", pair.seeds, str(err)) from None
+    known = set(list_losses())
+    for i, loss in enumerate(suite.losses):
+        try:
+            terms = expand_loss_label(loss) if isinstance(loss, str) else loss.terms
+        except Exception as err:  # the label parser explains what it could not read
+            raise fail(f"losses.{i}", loss, f"a registered loss or 'X+kd' ({err})") from None
+        for term in terms:
+            if term not in known:
+                raise fail(f"losses.{i}", loss if isinstance(loss, str) else term,
+                           ", ".join(sorted(known)) + " (or a plugin's loss)")
+    for term in suite.hparams:
+        if term not in known:
+            raise fail(f"hparams.{term}", term, ", ".join(sorted(known)))

@@ -1,0 +1,274 @@
+"""The runner: a suite's plan -> teachers -> cohorts -> MLflow, surviving interruptions.
+
+It skips runs already FINISHED in MLflow (matched by config hash), trains missing teachers
+first, resumes interrupted runs from their epoch checkpoints, keeps going past a failed run
+(NaN/inf loss or an exception: that run is FAILED in MLflow with the reason) and reports a summary
+at the end. ``jobs > 1`` runs cohorts in parallel processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from benchmark.config import SuiteConfig
+from benchmark.engine import RunEnv, RunResult, train_cohort
+from benchmark.plan import (Cohort, PlanOptions, RunSpec, expand_suite, group_cohorts,
+                            teacher_specs)
+
+DEFAULT_STORE = "kdbench-store"
+
+
+@dataclass
+class RunOptions:
+    """Where the runs execute and where their outputs go."""
+
+    device: str = "auto"
+    data_dir: Optional[str] = None
+    download: bool = False
+    store: str = DEFAULT_STORE
+    tracking_uri: Optional[str] = None
+    jobs: int = 1
+    progress: bool = True
+    plugins: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Plan:
+    """What a ``kdbench run`` will do, before it does it."""
+
+    suite: SuiteConfig
+    runs: list[RunSpec]
+    done: list[RunSpec]
+    todo: list[RunSpec]
+    teachers_to_train: list[RunSpec]
+    cohorts: list[Cohort]
+
+
+@dataclass
+class Outcome:
+    """What a ``kdbench run`` did."""
+
+    plan: Plan
+    results: list[RunResult]
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.results if r.status != "FINISHED"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from benchmark.errors import UserError
+
+        raise UserError(f"--device {name} was asked for, but torch sees no CUDA device on this "
+                        "machine. Use --device cpu (or auto), or run on a machine with a GPU.")
+    return torch.device(name)
+
+
+def make_plan(suite: SuiteConfig, plan_options: PlanOptions, options: RunOptions,
+              tracker) -> Plan:
+    from benchmark.teachers import TeacherStore
+
+    runs = expand_suite(suite, plan_options)
+    existing = tracker.runs_by_hash(suite.name)
+    finished = {h for h, rs in existing.items() if any(r.info.status == "FINISHED" for r in rs)}
+    done = [r for r in runs if r.config_hash in finished]
+    todo = [r for r in runs if r.config_hash not in finished]
+    store = TeacherStore(options.store)
+    teachers = [t for t in teacher_specs(todo) if not store.has(t)]
+    return Plan(suite, runs, done, todo, teachers, group_cohorts(todo))
+
+
+def describe_plan(plan: Plan) -> str:
+    """The ``--dry-run`` text: runs, cohorts, what is already done, and the cost."""
+    lines = [f"Suite '{plan.suite.name}': {len(plan.runs)} run(s), {len(plan.done)} already "
+             f"finished, {len(plan.todo)} to train in {len(plan.cohorts)} cohort(s); "
+             f"{len(plan.teachers_to_train)} teacher(s) to train first."]
+    student_epochs = sum(r.recipe.epochs for r in plan.todo)
+    teacher_epochs = sum(t.recipe.epochs for t in plan.teachers_to_train)
+    shared = sum(c.runs[0].recipe.epochs for c in plan.cohorts)
+    lines.append(f"Cost: {student_epochs} student epochs, {teacher_epochs} teacher-training "
+                 f"epochs, {shared} epochs of teacher forwards (instead of {student_epochs} "
+                 "without cohorts).")
+    for t in plan.teachers_to_train:
+        lines.append(f"  teacher  {t.dataset:10s} {t.student:16s} seed {t.seed} "
+                     f"({t.recipe.epochs} epochs) [{t.config_hash}]")
+    for cohort in plan.cohorts:
+        lines.append(f"  cohort   {cohort.describe()}")
+        for r in cohort.runs:
+            weights = ", ".join(f"{n}={w:g}" for n, w in r.terms)
+            lines.append(f"    {r.student:16s} {r.loss:10s} [{weights}] {r.recipe.epochs} ep"
+                         f"{' (scaled)' if r.scaled else ''}  {r.config_hash}")
+    return "\n".join(lines)
+
+
+def check_datasets(plan: Plan, options: RunOptions) -> None:
+    """Fail early (exit 2) when a data set is missing, before any training starts."""
+    from benchmark.data import load_splits
+
+    seen = set()
+    for spec in plan.todo + plan.teachers_to_train:
+        key = (spec.dataset, spec.val_fraction, spec.split_seed)
+        if key not in seen:
+            seen.add(key)
+            load_splits(spec.dataset, options.data_dir, val_fraction=spec.val_fraction,
+                        split_seed=spec.split_seed, download=options.download)
+
+
+def _assign_run_ids(tracker, suite: str, specs: list[RunSpec], device: str) -> dict[str, str]:
+    """Reuse the MLflow run of an interrupted run; create one for a new (or failed) run."""
+    existing = tracker.runs_by_hash(suite)
+    ids = {}
+    for spec in specs:
+        resumable = [r for r in existing.get(spec.config_hash, [])
+                     if r.info.status in ("RUNNING", "SCHEDULED", "KILLED")]
+        if resumable:
+            ids[spec.config_hash] = resumable[0].info.run_id
+            tracker.reopen_run(resumable[0].info.run_id)
+        else:
+            ids[spec.config_hash] = tracker.start_run(suite, spec, {"device": device})
+    return ids
+
+
+def _finalise(tracker, result: RunResult) -> None:
+    from benchmark.checkpoint import remove_checkpoint
+
+    if result.run_id is None:
+        return
+    if result.status == "FINISHED":
+        tracker.log_metrics(result.run_id, {
+            "test_acc_last": result.test_acc_last, "test_acc_best": result.test_acc_best,
+            "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s,
+        }, step=result.spec.recipe.epochs)
+        if result.weights_path:
+            tracker.set_tags(result.run_id, {"weights_path": result.weights_path})
+        tracker.finish(result.run_id, "FINISHED")
+    else:
+        tracker.finish(result.run_id, "FAILED", reason=result.reason)
+
+
+def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
+                   threads: Optional[int] = None) -> list[RunResult]:
+    """Train one cohort and record it in MLflow (the unit of work of ``--jobs``)."""
+    from benchmark.checkpoint import remove_checkpoint
+    from benchmark.engine import _reason
+    from benchmark.tracking import Tracker
+    from losses.plugins import load_plugin
+
+    if threads:
+        torch.set_num_threads(threads)
+    for plugin in options.plugins:
+        load_plugin(plugin, if_needed=True)
+    device = resolve_device(options.device)
+    tracker = Tracker(options.tracking_uri)
+    run_ids = _assign_run_ids(tracker, suite, specs, str(device))
+    env = RunEnv(device=device, store=Path(options.store),
+                 data_dir=Path(options.data_dir) if options.data_dir else None,
+                 download=options.download, tracker=tracker, suite=suite,
+                 progress=options.progress, run_ids=run_ids)
+    try:
+        results = train_cohort(specs, env)
+    except Exception as err:  # the cohort could not even start: every run fails with the reason
+        results = [RunResult(s, "FAILED", reason=_reason(err), run_id=run_ids[s.config_hash])
+                   for s in specs]
+    for result in results:
+        _finalise(tracker, result)
+        if result.status == "FINISHED":
+            remove_checkpoint(Path(options.store) / "checkpoints" /
+                              f"{result.spec.config_hash}.pt")
+    return results
+
+
+def record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
+    """Give each teacher that came from the store a FINISHED run in this suite's experiment."""
+    from benchmark.teachers import TeacherStore
+
+    store = TeacherStore(options.store)
+    existing = tracker.runs_by_hash(plan.suite.name)
+    for spec in teacher_specs(plan.runs):
+        spec = spec.model_copy(update={"suite": plan.suite.name})
+        if not store.has(spec):
+            continue
+        runs = existing.get(spec.config_hash, [])
+        if any(r.info.status == "FINISHED" for r in runs):
+            continue
+        meta = store.metadata(spec)
+        run_id = tracker.start_run(plan.suite.name, spec, {"source": meta["source"],
+                                                            "device": "store"})
+        tracker.log_metrics(run_id, {"test_acc_last": meta["test_acc"],
+                                     "test_acc": meta["test_acc"]}, step=spec.recipe.epochs)
+        tracker.set_tags(run_id, {"weights_path": str(store.weights_path(spec)),
+                                  "sha256": meta["sha256"]})
+        tracker.finish(run_id, "FINISHED")
+
+
+def _dispatch(batches: list[list[RunSpec]], suite: str, options: RunOptions,
+              label: str) -> list[RunResult]:
+    results: list[RunResult] = []
+    if not batches:
+        return results
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=sum(len(b) for b in batches), desc=label, unit="run",
+               disable=not options.progress, dynamic_ncols=True)
+    if options.jobs <= 1:
+        for specs in batches:
+            results += run_cohort_job(specs, suite, options)
+            bar.update(len(specs))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // options.jobs)
+        child = RunOptions(**{**options.__dict__, "progress": False})
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=options.jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(run_cohort_job, specs, suite, child, threads): specs
+                       for specs in batches}
+            for future in as_completed(futures):
+                results += future.result()
+                bar.update(len(futures[future]))
+    bar.close()
+    return results
+
+
+def execute(plan: Plan, options: RunOptions, tracker) -> Outcome:
+    """Train the plan's teachers, then its cohorts; never raises for a failed run."""
+    check_datasets(plan, options)
+    suite = plan.suite.name
+    teachers = [t.model_copy(update={"suite": suite}) for t in plan.teachers_to_train]
+    results = _dispatch([[t] for t in teachers], suite, options, "teachers")
+    failed_teachers = {r.spec.config_hash for r in results if r.status != "FINISHED"}
+    record_stored_teachers(plan, options, tracker)
+    runnable, blocked = [], []
+    for cohort in plan.cohorts:
+        t_hash = cohort.runs[0].teacher_spec().config_hash
+        (blocked if t_hash in failed_teachers else runnable).append(cohort)
+    for cohort in blocked:
+        results += [RunResult(s, "FAILED", reason="its teacher failed to train")
+                    for s in cohort.runs]
+    results += _dispatch([c.runs for c in runnable], suite, options, "runs")
+    return Outcome(plan, results)
+
+
+def summary_lines(outcome: Outcome) -> list[str]:
+    """The closing summary: counts, and every failed run with its reason."""
+    finished = [r for r in outcome.results if r.status == "FINISHED"]
+    lines = [f"{len(finished)} run(s) finished, {len(outcome.failed)} failed, "
+             f"{len(outcome.plan.done)} skipped as already finished."]
+    for r in outcome.failed:
+        lines.append(f"  FAILED {r.spec.role} {r.spec.student} {r.spec.loss} seed {r.spec.seed}:"
+                     f" {r.reason}")
+    return lines
+
+
+def print_summary(outcome: Outcome, stream=sys.stdout) -> None:
+    print("\n".join(summary_lines(outcome)), file=stream)

@@ -1,0 +1,142 @@
+"""MLflow tracking of every run (teachers and CE-only baselines too), per DESIGN.md's schema.
+
+One experiment per suite (``kdbench/<suite>``). The cohort engine trains several runs at once, so
+this module uses :class:`mlflow.tracking.MlflowClient` with explicit run ids rather than the
+fluent one-active-run API. With a SQLite store (MLflow's default, ``sqlite:///mlflow.db``) and
+several ``--jobs`` processes, writes are serialised with a file lock next to the database so no
+process meets "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+logging.getLogger("alembic").setLevel(logging.WARNING)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+EXPERIMENT_PREFIX = "kdbench/"
+
+
+def experiment_name(suite: str) -> str:
+    return f"{EXPERIMENT_PREFIX}{suite}"
+
+
+def default_tracking_uri() -> str:
+    """MLflow's own default (``sqlite:///mlflow.db`` in the working directory for MLflow 3)."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def git_commit() -> str:
+    """The commit of the kdbench checkout, or 'unknown' outside a git work tree."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=False)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    """Thin, process-safe access to one MLflow store."""
+
+    def __init__(self, tracking_uri: Optional[str] = None):
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri or default_tracking_uri()
+        self.client = MlflowClient(tracking_uri=self.uri)
+        self._lock_path = self._sqlite_lock_path(self.uri)
+
+    @staticmethod
+    def _sqlite_lock_path(uri: str) -> Optional[Path]:
+        if not uri.startswith("sqlite:///"):
+            return None
+        return Path(uri[len("sqlite:///"):]).with_suffix(".kdbench-lock")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock_path is None:
+            yield
+            return
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def experiment_id(self, suite: str, create: bool = True) -> Optional[str]:
+        with self._locked():
+            exp = self.client.get_experiment_by_name(experiment_name(suite))
+            if exp is not None:
+                return exp.experiment_id
+            if not create:
+                return None
+            return self.client.create_experiment(experiment_name(suite))
+
+    def runs_by_hash(self, suite: str) -> dict[str, list]:
+        """All runs of the suite's experiment, grouped by their ``config_hash`` tag."""
+        exp_id = self.experiment_id(suite, create=False)
+        if exp_id is None:
+            return {}
+        with self._locked():
+            runs = self.client.search_runs([exp_id], max_results=50000)
+        grouped: dict[str, list] = {}
+        for run in runs:
+            grouped.setdefault(run.data.tags.get("config_hash", ""), []).append(run)
+        return grouped
+
+    def start_run(self, suite: str, spec, extra_tags: dict[str, str]) -> str:
+        """Create a RUNNING run with the spec's params and tags; returns its id."""
+        from mlflow.entities import Param, RunTag
+
+        import torch
+
+        tags = {**spec.tags(), "git_commit": git_commit(), "torch_version": torch.__version__,
+                **extra_tags, "mlflow.runName": f"{spec.loss}:{spec.student}:s{spec.seed}"}
+        exp_id = self.experiment_id(suite)
+        with self._locked():
+            run = self.client.create_run(exp_id, tags=tags)
+            params = [Param(k, v[:6000]) for k, v in spec.params().items()]
+            for i in range(0, len(params), 100):
+                self.client.log_batch(run.info.run_id, params=params[i:i + 100])
+        return run.info.run_id
+
+    def reopen_run(self, run_id: str) -> None:
+        """Mark an interrupted run RUNNING again before it resumes."""
+        with self._locked():
+            self.client.update_run(run_id, status="RUNNING")
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        with self._locked():
+            self.client.log_batch(run_id, metrics=batch)
+
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        with self._locked():
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def finish(self, run_id: str, status: str = "FINISHED", reason: Optional[str] = None) -> None:
+        with self._locked():
+            if reason:
+                self.client.set_tag(run_id, "failure_reason", reason[:4000])
+            self.client.set_terminated(run_id, status=status)
+
+    def get_run(self, run_id: str):
+        with self._locked():
+            return self.client.get_run(run_id)
