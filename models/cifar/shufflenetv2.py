@@ -1,0 +1,129 @@
+"""ShuffleNet v2 for CIFAR (net size 1, ``ShuffleV2``) as in the CRD benchmark code.
+
+1x1 stem conv to 24 channels, three stages ``layer1..3`` (a stride-2 ``DownBlock`` then 3/7/3
+split-shuffle ``BasicBlock``s; 116/232/464 channels), a 1x1 conv/BN/ReLU head to 1024
+channels (``conv2``, ``bn2``), global average pool, ``linear``. Module names, shapes and
+PyTorch-default initialisation follow the published code; blocks return plain tensors and the
+stem and head ReLUs are the parameter-free modules ``relu`` and ``head_relu``.
+Taps: ``stem`` = ``relu``, ``stage1..3`` = ``layer1..3``, so ``last`` (464x4x4) is the stage
+output before the 1x1 conv/BN/ReLU head; the embedding is the 1024-d pooled head output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.cifar.channel_shuffle import ShuffleBlock
+from models.cifar.global_pool import GlobalAvgPool2d
+from models.registry import register_model
+from models.taps import standard_taps
+
+SHUFFLEV2_TAPS = standard_taps("relu", ["layer1", "layer2", "layer3"], "linear:input")
+STEM_WIDTH = 24
+
+
+class SplitBlock(nn.Module):
+    """Split channels into the first ``ratio`` fraction and the rest."""
+
+    def __init__(self, ratio: float):
+        super().__init__()
+        self.ratio = ratio
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = int(x.size(1) * self.ratio)
+        return x[:, :c, :, :], x[:, c:, :, :]
+
+
+class BasicBlock(nn.Module):
+    """Keep half the channels, transform the other half (1x1, dw 3x3, 1x1), concat, shuffle."""
+
+    def __init__(self, in_channels: int, split_ratio: float = 0.5):
+        super().__init__()
+        self.split = SplitBlock(split_ratio)
+        channels = int(in_channels * split_ratio)
+        self.conv1 = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, stride=1, padding=1,
+                               groups=channels, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+        self.conv3 = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(channels)
+        self.shuffle = ShuffleBlock()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kept, transformed = self.split(x)
+        out = F.relu(self.bn1(self.conv1(transformed)))
+        out = self.bn2(self.conv2(out))
+        out = F.relu(self.bn3(self.conv3(out)))
+        return self.shuffle(torch.cat([kept, out], 1))
+
+
+class DownBlock(nn.Module):
+    """Stride-2 block: two branches (dw-pw and pw-dw-pw), each to half the output width."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        mid_channels = out_channels // 2
+        self.conv1 = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=2, padding=1,
+                               groups=in_channels, bias=False)
+        self.bn1 = nn.BatchNorm2d(in_channels)
+        self.conv2 = nn.Conv2d(in_channels, mid_channels, kernel_size=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(mid_channels)
+        self.conv3 = nn.Conv2d(in_channels, mid_channels, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(mid_channels)
+        self.conv4 = nn.Conv2d(mid_channels, mid_channels, kernel_size=3, stride=2, padding=1,
+                               groups=mid_channels, bias=False)
+        self.bn4 = nn.BatchNorm2d(mid_channels)
+        self.conv5 = nn.Conv2d(mid_channels, mid_channels, kernel_size=1, bias=False)
+        self.bn5 = nn.BatchNorm2d(mid_channels)
+        self.shuffle = ShuffleBlock()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left = self.bn1(self.conv1(x))
+        left = F.relu(self.bn2(self.conv2(left)))
+        right = F.relu(self.bn3(self.conv3(x)))
+        right = self.bn4(self.conv4(right))
+        right = F.relu(self.bn5(self.conv5(right)))
+        return self.shuffle(torch.cat([left, right], 1))
+
+
+class CifarShuffleNetV2(nn.Module):
+    """ShuffleNet v2 for 32x32 inputs: 1x1 stem, ``layer1..3``, 1x1 head, pool, ``linear``."""
+
+    def __init__(self, out_channels=(116, 232, 464, 1024), num_blocks=(3, 7, 3),
+                 num_classes: int = 100, in_chans: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_chans, STEM_WIDTH, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(STEM_WIDTH)
+        self.relu = nn.ReLU()
+        self.in_channels = STEM_WIDTH
+        self.layer1 = self._make_layer(out_channels[0], num_blocks[0])
+        self.layer2 = self._make_layer(out_channels[1], num_blocks[1])
+        self.layer3 = self._make_layer(out_channels[2], num_blocks[2])
+        self.conv2 = nn.Conv2d(out_channels[2], out_channels[3], kernel_size=1, stride=1,
+                               padding=0, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels[3])
+        self.head_relu = nn.ReLU()
+        self.avgpool = GlobalAvgPool2d()
+        self.flatten = nn.Flatten(1)
+        self.linear = nn.Linear(out_channels[3], num_classes)
+
+    def _make_layer(self, out_channels: int, num_blocks: int) -> nn.Sequential:
+        layers: list[nn.Module] = [DownBlock(self.in_channels, out_channels)]
+        layers += [BasicBlock(out_channels) for _ in range(num_blocks)]
+        self.in_channels = out_channels
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = self.head_relu(self.bn2(self.conv2(out)))
+        return self.linear(self.flatten(self.avgpool(out)))
+
+
+@register_model(name="shufflev2", aliases=("ShuffleV2",), taps=SHUFFLEV2_TAPS)
+def shufflev2(num_classes: int = 100, in_chans: int = 3) -> CifarShuffleNetV2:
+    """The CRD benchmark's ShuffleNet v2 (net size 1; 1.36M parameters for 100 classes)."""
+    return CifarShuffleNetV2(num_classes=num_classes, in_chans=in_chans)
