@@ -41,6 +41,7 @@ class RunEnv:
     suite: str = "adhoc"
     progress: bool = False
     eval_batch_size: int = 512
+    eval_splits: tuple[str, ...] = ("val", "test")  # studies pass ("val",): never the test set
     run_ids: dict[str, str] = field(default_factory=dict)  # config_hash -> MLflow run id
 
 
@@ -49,10 +50,11 @@ class RunResult:
     """What one run ended with."""
 
     spec: RunSpec
-    status: str  # FINISHED | FAILED
+    status: str  # FINISHED | FAILED | PRUNED
     test_acc_last: float = float("nan")
     test_acc_best: float = float("nan")
     best_epoch: int = 0
+    test_top5_last: float = float("nan")
     wall_time_s: float = 0.0
     run_id: Optional[str] = None
     reason: Optional[str] = None
@@ -72,22 +74,31 @@ def autocast_for(device: torch.device, amp: Optional[str]) -> Iterator[None]:
         yield
 
 
-def accuracy(model: nn.Module, loader, device: torch.device, amp: Optional[str],
-             channels_last: bool) -> float:
+def accuracy(model: nn.Module, loader, device: torch.device, amp: Optional[str] = None,
+             channels_last: bool = False) -> float:
     """Top-1 accuracy in percent of ``model`` over ``loader`` (eval mode, no augmentation)."""
+    return topk_accuracy(model, loader, device, amp, channels_last)[0]
+
+
+def topk_accuracy(model: nn.Module, loader, device: torch.device, amp: Optional[str] = None,
+                  channels_last: bool = False) -> tuple[float, float]:
+    """Top-1 and top-5 accuracy in percent (eval mode, no augmentation, model mode restored)."""
     was_training = model.training
     model.eval()
-    correct = total = 0
+    top1 = top5 = total = 0
     with torch.inference_mode(), autocast_for(device, amp):
         for batch in loader:
             images = batch.images
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             logits = model(images)
-            correct += int((logits.argmax(1) == batch.labels).sum())
+            ranked = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            hits = ranked == batch.labels[:, None]
+            top1 += int(hits[:, 0].sum())
+            top5 += int(hits.any(dim=1).sum())
             total += batch.labels.numel()
     model.train(was_training)
-    return 100.0 * correct / max(total, 1)
+    return 100.0 * top1 / max(total, 1), 100.0 * top5 / max(total, 1)
 
 
 class Member:
@@ -132,6 +143,7 @@ class Member:
         self.history: list[dict[str, float]] = []
         self.wall_time = 0.0
         self.failed: Optional[str] = None
+        self.pruned = False  # stopped early on purpose (an Optuna pruner's decision)
         self.run_id: Optional[str] = env.run_ids.get(spec.config_hash)
         self._reset_stats()
 
@@ -197,8 +209,9 @@ class Member:
         metrics["images_per_s"] = images_per_s
         self.scheduler.step()
         for split, loader in eval_loaders.items():
-            metrics[f"{split}_acc"] = accuracy(self.model, loader, self.device, self.spec.amp,
-                                               self.spec.channels_last)
+            top1, top5 = topk_accuracy(self.model, loader, self.device, self.spec.amp,
+                                       self.spec.channels_last)
+            metrics[f"{split}_acc"], metrics[f"{split}_top5"] = top1, top5
         self.epoch += 1
         self.history.append(metrics)
         self._reset_stats()
@@ -206,9 +219,10 @@ class Member:
 
     # ----- results -----
     def summary(self) -> dict[str, float]:
-        tests = [h["test_acc"] for h in self.history]
+        tests = [h["test_acc"] for h in self.history if "test_acc" in h]
         best = max(range(len(tests)), key=lambda i: tests[i]) if tests else -1
-        return {"test_acc_last": tests[-1] if tests else float("nan"),
+        top5 = self.history[-1].get("test_top5", float("nan")) if self.history else float("nan")
+        return {"test_acc_last": tests[-1] if tests else float("nan"), "test_top5_last": top5,
                 "test_acc_best": tests[best] if tests else float("nan"),
                 "best_epoch": best + 1, "wall_time_s": self.wall_time}
 
@@ -316,10 +330,11 @@ class Cohort:
                    if recipe_aug is not None else None)
         train = make_loader(self.data.train, info, self.recipe.batch_size, train=True,
                             seed=first.seed, device=self.device, augment=augment)
-        splits = {"test": self.data.test, "val": self.data.val}
+        splits = {"val": self.data.val, "test": self.data.test}
         evals = {name: make_loader(split, info, self.env.eval_batch_size, train=False, seed=0,
                                    device=self.device)
-                 for name, split in splits.items() if split is not None}
+                 for name, split in splits.items()
+                 if split is not None and name in self.env.eval_splits}
         return train, evals
 
     # ----- the loop -----
@@ -341,7 +356,8 @@ class Cohort:
         bar = _progress(self.env.progress, total=epochs, initial=start,
                         desc=f"{self.specs[0].dataset} seed {self.specs[0].seed}")
         for epoch in range(start, epochs):
-            active = [m for m in self.members if m.failed is None and m.epoch == epoch]
+            active = [m for m in self.members
+                      if m.failed is None and not m.pruned and m.epoch == epoch]
             if not active:
                 continue
             rate = self._train_epoch(epoch, active, train_loader)
@@ -389,8 +405,8 @@ class Cohort:
         if self.env.tracker is not None and member.run_id:
             self.env.tracker.log_metrics(member.run_id, metrics, step=member.epoch)
         member.save()
-        if self.on_epoch is not None:
-            self.on_epoch(member, metrics)
+        if self.on_epoch is not None and self.on_epoch(member, metrics) == "prune":
+            member.pruned = True
 
     def _result(self, member: Member) -> RunResult:
         member.close()
@@ -398,6 +414,8 @@ class Cohort:
             return RunResult(member.spec, "FAILED", reason=member.failed, run_id=member.run_id,
                              wall_time_s=member.wall_time)
         summary = member.summary()
+        if member.pruned:
+            return RunResult(member.spec, "PRUNED", run_id=member.run_id, **summary)
         weights = self._save_weights(member, summary["test_acc_last"])
         return RunResult(member.spec, "FINISHED", run_id=member.run_id, weights_path=weights,
                          **summary)

@@ -148,6 +148,7 @@ def _finalise(tracker, result: RunResult) -> None:
         tracker.log_metrics(result.run_id, {
             "test_acc_last": result.test_acc_last, "test_acc_best": result.test_acc_best,
             "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s,
+            "test_top5_last": result.test_top5_last,
         }, step=result.spec.recipe.epochs)
         if result.weights_path:
             tracker.set_tags(result.run_id, {"weights_path": result.weights_path})
@@ -161,13 +162,16 @@ def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
     """Train one cohort and record it in MLflow (the unit of work of ``--jobs``)."""
     from benchmark.checkpoint import remove_checkpoint
     from benchmark.engine import _reason
+    import multiprocessing
+
     from benchmark.tracking import Tracker
-    from losses.plugins import load_plugin
 
     if threads:
         torch.set_num_threads(threads)
-    for plugin in options.plugins:
-        load_plugin(plugin, if_needed=True)
+    if multiprocessing.parent_process() is not None:  # a --jobs worker: register plugins here too
+        from benchmark.commands.run import load_plugins
+
+        load_plugins(options.plugins)
     device = resolve_device(options.device)
     tracker = Tracker(options.tracking_uri)
     run_ids = _assign_run_ids(tracker, suite, specs, str(device))
