@@ -1,0 +1,62 @@
+"""``kdbench leaderboard``: a suite's runs as published-style tables, side by side with the papers.
+
+Reads the suite's MLflow experiment (``kdbench/<suite>``), prints the markdown table and writes
+``leaderboard.md/.csv/.tex``, ``index.html`` and ``leaderboard.png`` to ``results/<suite>/``.
+Imports are lazy so ``kdbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_SUITE = "digits"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "leaderboard", help="tables of a suite's results with error bars and tests",
+        description="Build the leaderboard of a suite from its MLflow runs: per dataset, one "
+                    "column per teacher -> student pair, rows Teacher, Student and each loss, "
+                    "cells mean ± std (n seeds), Welch's t-test of each loss against a "
+                    "baseline. Runs in progress or failed are listed, never averaged in.")
+    parser.add_argument("suite", nargs="?", default=DEFAULT_SUITE,
+                        help=f"suite name (its experiment is kdbench/SUITE; default "
+                             f"{DEFAULT_SUITE})")
+    parser.add_argument("--format", default="md,csv,tex,html",
+                        help="comma-separated outputs among md,csv,tex,html,png (html brings "
+                             "png; default md,csv,tex,html)")
+    parser.add_argument("--against", default="sp",
+                        help="baseline loss for the significance tests (default sp)")
+    parser.add_argument("--metric", choices=("last", "best"), default="last",
+                        help="last: test_acc_last, the protocol number (default); best: "
+                             "test_acc_best, best epoch (not the protocol number)")
+    published = parser.add_mutually_exclusive_group()
+    published.add_argument("--published", action="store_true",
+                           help="show the published value and our difference in every cell")
+    published.add_argument("--published-only", action="store_true",
+                           help="render the published tables themselves (no runs needed)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: MLflow's, i.e. MLFLOW_TRACKING_URI "
+                             "or sqlite:///mlflow.db in the working directory)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default results/SUITE, or "
+                             "results/published/rendered with --published-only)")
+    parser.add_argument("--dataset", default=None, help="only this dataset's table")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmark.leaderboard import write_leaderboard, write_published_leaderboard
+
+    if args.published_only:
+        result = write_published_leaderboard(args.out, formats=args.format,
+                                             against=args.against, dataset=args.dataset)
+    else:
+        result = write_leaderboard(args.suite, args.tracking_uri, args.out,
+                                   formats=args.format, metric=args.metric,
+                                   against=args.against, published=args.published,
+                                   dataset=args.dataset)
+    print(result.markdown)
+    print("Wrote " + ", ".join(str(path) for path in result.paths.values()))
+    return 0

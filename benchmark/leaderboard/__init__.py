@@ -1,0 +1,14 @@
+"""Leaderboards: a suite's MLflow runs as published-style tables with seeds, error bars and tests.
+
+Pipeline: :mod:`.collect` (MLflow -> pandas) -> :mod:`.selection` (which runs count) ->
+:mod:`.build` (tables per dataset; :mod:`.stats` for means, stds and Welch's t-test;
+:mod:`.layout` for the published row/column order; :mod:`.published` for the papers' numbers) ->
+renderers (:mod:`.markdown`, :mod:`.tidy`, :mod:`.latex`, :mod:`.html`, :mod:`.plot`) ->
+:mod:`.write`. The runner calls :func:`write_leaderboard` at the end of ``kdbench run``.
+"""
+
+from benchmark.leaderboard.write import (ALL_FORMATS, LeaderboardResult, parse_formats,
+                                         write_leaderboard, write_published_leaderboard)
+
+__all__ = ["ALL_FORMATS", "LeaderboardResult", "parse_formats", "write_leaderboard",
+           "write_published_leaderboard"]
