@@ -132,3 +132,17 @@ def test_cuda_batches_equal_cpu_batches():
         assert b.images.is_cuda and b.labels.is_cuda and b.indices.is_cuda
         assert torch.allclose(a.images, b.images.cpu(), atol=1e-6)
         assert torch.equal(a.indices, b.indices.cpu())
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_block_size_does_not_change_the_batches(monkeypatch, drop_last):
+    import benchmark.data.loader as loader_module
+
+    data = random_data(count=75)
+    whole = collect(make(data, batch_size=8, drop_last=drop_last))
+    # 8 images of 3x8x8 per batch: blocks of 2 batches, the last block partial
+    monkeypatch.setattr(loader_module, "BLOCK_VALUES", 2 * 8 * 3 * 8 * 8)
+    blocked = make(data, batch_size=8, drop_last=drop_last)
+    assert blocked._batches_per_block() == 2
+    assert_same_stream(whole, collect(blocked))
+    assert len(whole) == (9 if drop_last else 10)
