@@ -30,7 +30,7 @@ from torch import nn
 from benchmark.errors import user_error
 from models.registry import create_model
 
-SHOWN_KEYS = 5
+SHOWN_KEYS = 3
 PARALLEL_PREFIX = "module."
 OPTIONAL_SUFFIX = "num_batches_tracked"
 

@@ -98,6 +98,7 @@ class FeatureExtractor:
         _check_tap_names(model, requested, available)
         self.tap_names = [name for name in requested if name != LOGITS]
         self._captured: dict[str, torch.Tensor] = {}
+        self._versions: dict[str, int] = {}
         self._recording = False
         self._handles = [self._attach(name, available[name]) for name in self.tap_names]
 
@@ -120,24 +121,34 @@ class FeatureExtractor:
             raise RuntimeError(f"Tap '{name}' fired twice in one forward pass; its module is "
                                "called more than once, so the tap is ambiguous.")
         self._captured[name] = value
+        if not value.is_inference():
+            self._versions[name] = value._version
 
     def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self._handles and self.tap_names:
             raise RuntimeError("FeatureExtractor was removed; create a new one.")
-        self._captured = {}
+        self._captured, self._versions = {}, {}
         self._recording = True
         try:
             logits = self.model(x)
         finally:
             self._recording = False
         features, self._captured = self._captured, {}
+        self._check_complete_and_unmodified(features)
+        result = {name: features[name] for name in self.tap_names}
+        result[LOGITS] = logits
+        return result
+
+    def _check_complete_and_unmodified(self, features: dict[str, torch.Tensor]) -> None:
         missing = [name for name in self.tap_names if name not in features]
         if missing:
             raise RuntimeError(f"Taps {missing} did not fire during the forward pass; their "
                                "modules are not on the forward path for this input.")
-        result = {name: features[name] for name in self.tap_names}
-        result[LOGITS] = logits
-        return result
+        modified = [name for name, version in self._versions.items()
+                    if features[name]._version != version]
+        if modified:
+            raise RuntimeError(f"Taps {modified} were modified in place later in the forward "
+                               "pass (e.g. by ReLU(inplace=True)); make that op out-of-place.")
 
     def remove(self) -> None:
         """Detach every hook; the model is left exactly as it was."""

@@ -3,8 +3,9 @@
 1x1 stem conv to 24 channels, three stages ``layer1..3`` (a stride-2 ``DownBlock`` then 3/7/3
 split-shuffle ``BasicBlock``s; 116/232/464 channels), a 1x1 conv/BN/ReLU head to 1024
 channels (``conv2``, ``bn2``), global average pool, ``linear``. Module names, shapes and
-PyTorch-default initialisation follow the published code; blocks return plain tensors and the
-stem and head ReLUs are the parameter-free modules ``relu`` and ``head_relu``.
+PyTorch-default initialisation follow the published code; every module returns a plain tensor
+(the channel split is a function, not a module) and the stem and head ReLUs are the
+parameter-free modules ``relu`` and ``head_relu``.
 Taps: ``stem`` = ``relu``, ``stage1..3`` = ``layer1..3``, so ``last`` (464x4x4) is the stage
 output before the 1x1 conv/BN/ReLU head; the embedding is the 1024-d pooled head output.
 """
@@ -24,16 +25,11 @@ SHUFFLEV2_TAPS = standard_taps("relu", ["layer1", "layer2", "layer3"], "linear:i
 STEM_WIDTH = 24
 
 
-class SplitBlock(nn.Module):
-    """Split channels into the first ``ratio`` fraction and the rest."""
-
-    def __init__(self, ratio: float):
-        super().__init__()
-        self.ratio = ratio
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = int(x.size(1) * self.ratio)
-        return x[:, :c, :, :], x[:, c:, :, :]
+def split_channels(x: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split channels into the first ``ratio`` fraction and the rest (the published
+    ``SplitBlock``, as a function so that every module returns a plain tensor)."""
+    c = int(x.size(1) * ratio)
+    return x[:, :c, :, :], x[:, c:, :, :]
 
 
 class BasicBlock(nn.Module):
@@ -41,7 +37,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, in_channels: int, split_ratio: float = 0.5):
         super().__init__()
-        self.split = SplitBlock(split_ratio)
+        self.split_ratio = split_ratio
         channels = int(in_channels * split_ratio)
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
@@ -53,7 +49,7 @@ class BasicBlock(nn.Module):
         self.shuffle = ShuffleBlock()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        kept, transformed = self.split(x)
+        kept, transformed = split_channels(x, self.split_ratio)
         out = F.relu(self.bn1(self.conv1(transformed)))
         out = self.bn2(self.conv2(out))
         out = F.relu(self.bn3(self.conv3(out)))
