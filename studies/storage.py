@@ -1,0 +1,112 @@
+"""Optuna storage URLs: SQLite (the default), PostgreSQL/MySQL, and journal files.
+
+- ``sqlite:///optuna.db`` (default, in the working directory): an :class:`RDBStorage` with a long
+  busy timeout so several local processes can share the file;
+- ``postgresql://...`` / ``mysql+pymysql://...``: passed to Optuna's :class:`RDBStorage` as is;
+- ``journal:PATH``: :class:`JournalStorage` over a :class:`JournalFileBackend` at PATH.
+
+File-backed storages (SQLite, journal) also get a lock file beside them: ``kdbench tune``
+processes on one machine take it while they count and ask trials, so together they never ask
+more than the budget. Server databases have no lock file; there an over-budget trial is detected
+by its rank and set aside (see :mod:`studies.budget`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import re
+from pathlib import Path
+from typing import Iterator, Optional
+
+from benchmark.errors import user_error
+
+DEFAULT_STORAGE = "sqlite:///optuna.db"
+JOURNAL_PREFIX = "journal:"
+SQLITE_PREFIX = "sqlite:///"
+SQLITE_BUSY_TIMEOUT_S = 120
+LOCK_SUFFIX = ".kdbench-lock"
+
+
+def storage_url(url: Optional[str]) -> str:
+    """The URL to use: the given one, or the default SQLite file."""
+    return url or DEFAULT_STORAGE
+
+
+def local_path(url: str) -> Optional[Path]:
+    """The file behind a SQLite or journal URL; None for a database server."""
+    if url.startswith(JOURNAL_PREFIX):
+        return Path(url[len(JOURNAL_PREFIX):])
+    if url.startswith(SQLITE_PREFIX):
+        return Path(url[len(SQLITE_PREFIX):])
+    return None
+
+
+def open_storage(url: Optional[str]):
+    """An Optuna storage object for ``url`` (see the module docstring for the forms)."""
+    import optuna
+
+    url = storage_url(url)
+    path = local_path(url)
+    if url.startswith(JOURNAL_PREFIX):
+        from optuna.storages.journal import JournalFileBackend
+
+        if not path.name:
+            raise user_error(f"journal storage '{url}' names no file", "--storage",
+                             "write it as journal:PATH, e.g. journal:studies.log")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with file_lock(path):  # first use creates the tables; do it once
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}})
+    return _server_storage(url)
+
+
+def _server_storage(url: str):
+    import optuna
+
+    if "://" not in url:
+        raise user_error(f"'{url}' is not a storage URL", "--storage",
+                         "use sqlite:///FILE.db, journal:FILE, or a database URL such as "
+                         "postgresql://user:password@host/db")
+    try:
+        return optuna.storages.RDBStorage(url)
+    except ImportError as err:
+        raise user_error(f"the database driver for '{public_url(url)}' is not installed ({err})",
+                         "--storage", "install it, e.g. `pip install psycopg2-binary` for "
+                         "PostgreSQL or `pip install pymysql` for mysql+pymysql://") from None
+    except Exception as err:  # connection refused, bad credentials, unknown dialect
+        raise user_error(f"cannot open the study storage '{public_url(url)}': {err}",
+                         "--storage", "check the URL, that the server runs and the database "
+                         "exists") from None
+
+
+def public_url(url: str) -> str:
+    """The URL with any password masked, for logs, MLflow tags and the tuned-weights file."""
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on ``<path>.kdbench-lock`` (held for the block)."""
+    lock = path.with_name(path.name + LOCK_SUFFIX)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def study_lock(url: str) -> Iterator[None]:
+    """The local lock of a file-backed storage; nothing for a database server."""
+    path = local_path(storage_url(url))
+    if path is None:
+        yield
+        return
+    with file_lock(path):
+        yield

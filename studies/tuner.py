@@ -1,0 +1,246 @@
+"""``kdbench tune``: one Optuna study per target, trials trained as cohorts, shared storage.
+
+For every target (dataset, pair, loss label) the study is created or joined
+(``load_if_exists``), its budget recorded and checked, then this process asks up to
+``cohort_size`` trials at a time within the budget, trains them together and tells the results,
+until the budget is used up (by this process and any others working on the same study). At the
+end each study's MLflow parent run gets the best trial, and the best weight goes to the
+tuned-weights file. ``jobs > 1`` runs that loop in several local processes at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import optuna
+
+from benchmark.runner import RunOptions
+from studies.heartbeat import DEFAULT_GRACE_S, DEFAULT_INTERVAL_S
+from studies.targets import TuneTarget
+
+DEFAULT_TRIALS = 12
+DEFAULT_COHORT_SIZE = 4
+
+
+@dataclass
+class TuneSettings:
+    """How the studies run (the same for every target: that is the fairness rule)."""
+
+    trials: int = DEFAULT_TRIALS
+    cohort_size: int = DEFAULT_COHORT_SIZE
+    space: str = "weight"
+    pruner: str = "median"
+    sampler: str = "tpe"
+    seed: int = 0
+    storage: Optional[str] = None
+    study_name: Optional[str] = None
+    tuned_weights: Optional[str] = None
+    heartbeat_s: float = DEFAULT_INTERVAL_S
+    grace_s: float = DEFAULT_GRACE_S
+    pruner_object: object = None  # an Optuna pruner instead of ``pruner`` (tests, notebooks)
+
+
+@dataclass
+class StudyReport:
+    """What one study holds after this process's work on it."""
+
+    target: TuneTarget
+    study_name: str
+    trials_here: int = 0
+    counted: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    best_value: Optional[float] = None
+    best_params: dict = field(default_factory=dict)
+    entry: Optional[dict] = None
+    done: bool = False
+
+
+def study_name_for(target: TuneTarget, settings: TuneSettings, n_targets: int) -> str:
+    """``--study-name`` itself for a single target; otherwise a prefix for each target."""
+    if settings.study_name and n_targets == 1:
+        return settings.study_name
+    return target.study_name(settings.study_name)
+
+
+def open_study(target: TuneTarget, settings: TuneSettings, name: str):
+    """Create or load the study, with its budget recorded (or checked against the record)."""
+    from studies.budget import StudyBudget, record_budget
+    from studies.sampling import make_pruner, make_sampler
+    from studies.storage import open_storage, study_lock
+
+    epochs = target.base.recipe.epochs
+    pruner = settings.pruner_object or make_pruner(settings.pruner, epochs)
+    storage = open_storage(settings.storage)
+    with study_lock(settings.storage):
+        study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
+                                    sampler=make_sampler(settings.sampler, settings.seed),
+                                    pruner=pruner, load_if_exists=True)
+        budget = StudyBudget.for_target(target, trials=settings.trials, space=settings.space,
+                                        pruner=settings.pruner, sampler=settings.sampler,
+                                        seed=settings.seed)
+        record_budget(study, budget, target)
+    return study
+
+
+def optimize_study(target: TuneTarget, settings: TuneSettings, options: RunOptions,
+                   name: str) -> int:
+    """Ask, train and tell cohorts of trials until the study's budget is used; returns how many
+    trials this process trained."""
+    from benchmark.runner import resolve_device
+    from benchmark.tracking import Tracker
+    from benchmark.engine import RunEnv
+    from studies.cohort_trials import CohortObjective, TrialWork
+    from studies.heartbeat import Heartbeat
+    from studies.mlflow_runs import StudyRuns
+    from studies.slots import ask_trials
+    from studies.space import apply_params, distributions, search_space
+    from studies.storage import storage_url, study_lock
+
+    study = open_study(target, settings, name)
+    lock = functools.partial(study_lock, settings.storage)
+    space = search_space(target.terms, settings.space, target.pinned)
+    tracker = Tracker(options.tracking_uri)
+    runs = StudyRuns(tracker, study, target, storage_url(settings.storage))
+    runs.open_parent(lock())
+    env = RunEnv(device=resolve_device(options.device), store=Path(options.store),
+                 data_dir=Path(options.data_dir) if options.data_dir else None,
+                 download=options.download, tracker=tracker, suite=runs.experiment,
+                 progress=options.progress, eval_splits=("val",))
+    trained = 0
+    with Heartbeat(settings.heartbeat_s) as heartbeat:
+        objective = CohortObjective(study, env, runs, heartbeat)
+        while True:
+            trials, stale = ask_trials(study, settings.trials, settings.cohort_size,
+                                       distributions(space), lock(), settings.grace_s)
+            for frozen in stale:
+                runs.close_stale(frozen)
+            if not trials:
+                break
+            works = [TrialWork(t, apply_params(target.base, space, t.params)) for t in trials]
+            for work in works:
+                heartbeat.add(work.trial)
+                work.run_id = runs.start_trial(work.trial, work.spec)
+            for group in _unique_hash_groups(works):
+                outcomes = objective(group)
+                trained += len(outcomes)
+                _print_outcomes(name, outcomes)
+    return trained
+
+
+def _unique_hash_groups(works: list) -> list[list]:
+    """One cohort, unless two trials drew identical values (then they train one by one)."""
+    hashes = [w.spec.config_hash for w in works]
+    return [works] if len(set(hashes)) == len(hashes) else [[w] for w in works]
+
+
+def _print_outcomes(name: str, outcomes) -> None:
+    parts = []
+    for o in outcomes:
+        shown = f"{o.value:.2f}" if o.value is not None else o.state.name.lower()
+        parts.append(f"#{o.number} {shown} ({o.epochs_trained} ep)")
+    print(f"[{name}] " + ", ".join(parts), flush=True)
+
+
+def finish_study(target: TuneTarget, settings: TuneSettings, options: RunOptions, name: str,
+                 trained: int) -> StudyReport:
+    """Log the best trial on the MLflow parent, export the best weight, and report."""
+    from benchmark.tracking import Tracker
+    from studies.export import export_best
+    from studies.mlflow_runs import StudyRuns
+    from studies.slots import budget_done, counted_trials
+    from studies.storage import storage_url, study_lock
+
+    study = open_study(target, settings, name)
+    url = storage_url(settings.storage)
+    runs = StudyRuns(Tracker(options.tracking_uri), study, target, url)
+    runs.open_parent(study_lock(settings.storage))
+    done = budget_done(study, int(study.user_attrs.get("trials", settings.trials)))
+    runs.update_parent(finished=done)
+    report = StudyReport(target=target, study_name=name, trials_here=trained,
+                         counted=len(counted_trials(study)), done=done)
+    for trial in study.get_trials(deepcopy=False):
+        report.states[trial.state.name] = report.states.get(trial.state.name, 0) + 1
+    report.entry = export_best(study, target, url, settings.tuned_weights)
+    if report.entry is not None:
+        report.best_value = study.best_value
+        report.best_params = dict(study.best_params)
+    return report
+
+
+def work_on_targets(named: list[tuple[TuneTarget, str]], settings: TuneSettings,
+                    options: RunOptions, threads: Optional[int] = None) -> dict[str, int]:
+    """This process's share of every (target, study name): {study name: trials trained here}."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    _quiet_optuna()
+    if options.plugins:
+        from losses.plugins import load_plugin
+
+        for plugin in options.plugins:
+            load_plugin(plugin, if_needed=True)
+    return {name: optimize_study(target, settings, options, name) for target, name in named}
+
+
+def _quiet_optuna() -> None:
+    import warnings
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _work_in_parallel(named, settings, options: RunOptions) -> dict[str, int]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    threads = max(1, (os.cpu_count() or 1) // options.jobs)
+    child = RunOptions(**{**options.__dict__, "progress": False, "jobs": 1})
+    ctx = multiprocessing.get_context("spawn")
+    totals: dict[str, int] = {}
+    with ProcessPoolExecutor(max_workers=options.jobs, mp_context=ctx) as pool:
+        futures = [pool.submit(work_on_targets, named, settings, child, threads)
+                   for _ in range(options.jobs)]
+        for future in futures:
+            for name, n in future.result().items():
+                totals[name] = totals.get(name, 0) + n
+    return totals
+
+
+def tune(suite, targets: list[TuneTarget], settings: TuneSettings,
+         options: RunOptions) -> list[StudyReport]:
+    """Train missing teachers, run every study to its budget, export and report."""
+    from benchmark.tracking import Tracker
+    from studies.targets import tuning_suite
+    from studies.teachers import ensure_teachers
+
+    _check_settings(settings)
+    _quiet_optuna()
+    named = [(t, study_name_for(t, settings, len(targets))) for t in targets]
+    failed = ensure_teachers(targets, tuning_suite(suite), options, Tracker(options.tracking_uri))
+    for target, _ in named:
+        if target.base.teacher_spec().config_hash in failed:
+            print(f"kdbench tune: skipping {target.describe()}: its teacher failed to train.",
+                  file=sys.stderr)
+    named = [(t, n) for t, n in named if t.base.teacher_spec().config_hash not in failed]
+    if options.jobs > 1:
+        trained = _work_in_parallel(named, settings, options)
+    else:
+        trained = work_on_targets(named, settings, options)
+    return [finish_study(t, settings, options, name, trained.get(name, 0)) for t, name in named]
+
+
+def _check_settings(settings: TuneSettings) -> None:
+    from benchmark.errors import user_error
+
+    if settings.trials < 1:
+        raise user_error(f"--trials must be at least 1, got {settings.trials}", "--trials",
+                         "pass the number of trials each study should run, e.g. --trials 12")
+    if settings.cohort_size < 1:
+        raise user_error(f"--cohort-size must be at least 1, got {settings.cohort_size}",
+                         "--cohort-size", "pass how many trials train together, e.g. 4")
