@@ -45,7 +45,12 @@ def build_leaderboard(runs: pd.DataFrame, suite: str, *, metric: str = "last",
         tables.append(table)
     board = Leaderboard(suite=suite, metric=metric, baseline=baseline, tables=tables,
                         with_published=show_published)
-    board.notes.extend(_board_notes(runs, counted, baseline, metric, show_published))
+    board.notes.extend(_board_notes(runs, baseline, metric, show_published))
+    if show_published:
+        for table in tables:
+            if table.pairs and not table.has_published:
+                table.notes.append(f"No published numbers for dataset '{table.dataset}' "
+                                   "and these pairs.")
     return board
 
 
@@ -71,8 +76,6 @@ def build_table(dataset: str, counted: pd.DataFrame, excluded: list[ExcludedRun]
     table = LeaderTable(title=title, dataset=dataset, pairs=pairs, rows=rows, cells=cells,
                         averages=averages, baseline=baseline, excluded=excluded)
     table.notes.extend(_table_notes(counted, teachers, pairs, rows, baseline))
-    if not table.has_published and pairs:
-        table.notes.append(f"No published numbers for dataset '{dataset}' and these pairs.")
     return table
 
 
@@ -134,7 +137,7 @@ def _table_notes(counted, teachers, pairs, rows, baseline) -> list[str]:
     return notes
 
 
-def _board_notes(runs, counted, baseline, metric, show_published) -> list[str]:
+def _board_notes(runs, baseline, metric, show_published) -> list[str]:
     notes = []
     if runs.empty:
         notes.append("The suite's experiment has no runs yet.")
