@@ -4,7 +4,8 @@ The zoo's CIFAR models use the published module names, so a published state dict
 strict key matching and gives the published model's logits. Usage::
 
     from models import load_published_checkpoint
-    teacher = load_published_checkpoint("resnet32x4", "save/models/resnet32x4_vanilla/ckpt_epoch_240.pth")
+    path = "save/models/resnet32x4_vanilla/ckpt_epoch_240.pth"
+    teacher = load_published_checkpoint("resnet32x4", path)
     teacher.eval()
 
 Accepted inputs: a path to a ``torch.save`` file holding either a dict with key ``model`` (the

@@ -174,7 +174,8 @@ def _check_tap_names(model: nn.Module, requested: list[str], available: Mapping[
         )
 
 
-def tap_info(model: nn.Module, input_size: tuple[int, int, int] = (3, 32, 32)) -> dict[str, TapInfo]:
+def tap_info(model: nn.Module,
+             input_size: tuple[int, int, int] = (3, 32, 32)) -> dict[str, TapInfo]:
     """Shapes of every tap (and ``logits``) for inputs of ``input_size`` = (C, H, W).
 
     Runs one forward pass on a zero batch of 2 in eval mode under ``no_grad`` and restores every
