@@ -33,10 +33,10 @@ published loader silently falls back to drawing with replacement).
 
 Memory for N = 50,000, K = 16,384, feat_dim 128, batch 64 (float32; :func:`crd_memory_bytes`):
 banks 2 x 25.6 MB = 51.2 MB (persistent, in the checkpoint); per batch: contrast indices
-8.4 MB (int64), sampler keys 12.7 MB, dense scores 2 x 12.8 MB plus their gradients, bank
+8.4 MB (int64), sampler keys 12.8 MB, dense scores and their gradients 2 x 2 x 12.8 MB, bank
 snapshots kept for the backward pass 2 x 25.6 MB, and b x (K+1) probability tensors
-(2 sides x ~4 live tensors x 4.2 MB ~ 34 MB): about 190 MB transient in all, against ~1.1 GB
-for the published gather of bank rows.
+(2 sides x ~4 live tensors x 4.2 MB = 34 MB): about 157 MB transient in all, against
+~1.07 GB for the published gather of bank rows.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ PKT_EPS = 1e-7
 CRD_EPS = 1e-7
 VID_EPS = 1e-5
 RKD_DISTANCE_CLAMP = 1e-12
+NORMALIZE_EPS = 1e-12
 
 
 def _flatten(x: Tensor) -> Tensor:
@@ -77,8 +78,16 @@ def kd(z_s: Tensor, z_t: Tensor, T: float = 4.0) -> Tensor:
 
 
 def attention_map(f: Tensor, p: int = 2) -> Tensor:
-    """AT's map: mean over channels of f^p, flattened over H*W, L2-normalised per sample (b x HW)."""
-    return F.normalize(f.pow(p).mean(dim=1).reshape(f.shape[0], -1), p=2, dim=1)
+    """AT's map: mean over channels of f^p, flattened over H*W, L2-normalised per sample (b x HW).
+
+    For p = 2 the channel mean of f^2 is computed as ||f||_2^2 / C over the channel axis: the
+    same number from one fused reduction, with a backward pass that touches the map once.
+    """
+    if p == 2:
+        energy = torch.linalg.vector_norm(f, ord=2, dim=1).pow(2) / f.shape[1]
+    else:
+        energy = f.pow(p).mean(dim=1)
+    return F.normalize(energy.reshape(f.shape[0], -1), p=2, dim=1)
 
 
 def attention(fs: Sequence[Tensor], ft: Sequence[Tensor], p: int = 2) -> Tensor:
@@ -214,19 +223,32 @@ def polynomial_kernel(a: Tensor, c: Tensor) -> Tensor:
     return (c @ a.transpose(1, 2)).pow(2)
 
 
-def _kernel_sums(s: Tensor, t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """sum k(t, t), sum k(s, s), sum k(s, t) over samples and channel pairs.
+def _channel_norms(x: Tensor) -> Tensor:
+    """Per-channel L2 norms of b x C x HW maps, floored at 1e-12 like ``F.normalize``."""
+    return torch.linalg.vector_norm(x, ord=2, dim=2).clamp_min(NORMALIZE_EPS)
 
-    For maps A (C_a x HW) and B (C_b x HW) of one sample, sum_mn (a_m . b_n)^2 = ||A B^T||_F^2
-    = <A^T A, B^T B>_F, so the sums come either from C x C products or, when HW is small next
-    to C (late stages), from the two HW x HW Grams: the same sums, fewer operations.
+
+def _kernel_sums(x_s: Tensor, x_t: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """sum k(t, t), sum k(s, s), sum k(s, t) for *unnormalised* b x C x HW maps, with every
+    channel map taken as normalised (x / max(||x||, 1e-12)).
+
+    Two equal ways to the sums, the cheaper chosen by shape: (1) C x C products of the raw
+    maps divided by the outer product of channel norms (no normalised copy of the big maps);
+    (2) for few positions (late stages), sum_mn (a_m . b_n)^2 = ||A B^T||_F^2 = <A^T A, B^T B>_F
+    with the HW x HW Grams of the normalised maps.
     """
-    c_s, c_t, hw = s.shape[1], t.shape[1], s.shape[2]
+    c_s, c_t, hw = x_s.shape[1], x_t.shape[1], x_s.shape[2]
+    n_s, n_t = _channel_norms(x_s), _channel_norms(x_t)
     if (c_s + c_t) * hw * hw < (c_s * c_s + c_t * c_t + c_s * c_t) * hw:
+        s, t = x_s / n_s[:, :, None], x_t / n_t[:, :, None]
         gram_s, gram_t = s.transpose(1, 2) @ s, t.transpose(1, 2) @ t
         return gram_t.pow(2).sum(), gram_s.pow(2).sum(), (gram_s * gram_t).sum()
-    return (polynomial_kernel(t, t).sum(), polynomial_kernel(s, s).sum(),
-            polynomial_kernel(t, s).sum())
+
+    def kernel_sum(a: Tensor, n_a: Tensor, c: Tensor, n_c: Tensor) -> Tensor:
+        return ((c @ a.transpose(1, 2)) / (n_c[:, :, None] * n_a[:, None, :])).pow(2).sum()
+
+    return (kernel_sum(x_t, n_t, x_t, n_t), kernel_sum(x_s, n_s, x_s, n_s),
+            kernel_sum(x_t, n_t, x_s, n_s))
 
 
 def nst(f_s: Tensor, f_t: Tensor) -> Tensor:
@@ -240,8 +262,8 @@ def nst(f_s: Tensor, f_t: Tensor) -> Tensor:
     each mean over its b x C x C' entries. Channel counts may differ.
     """
     f_s, f_t = pool_larger_map(f_s, f_t)
-    s = F.normalize(f_s.reshape(f_s.shape[0], f_s.shape[1], -1), p=2, dim=2)
-    t = F.normalize(f_t.reshape(f_t.shape[0], f_t.shape[1], -1), p=2, dim=2)
-    b, c_s, c_t = s.shape[0], s.shape[1], t.shape[1]
-    sum_tt, sum_ss, sum_st = _kernel_sums(s, t)
+    x_s = f_s.reshape(f_s.shape[0], f_s.shape[1], -1)
+    x_t = f_t.reshape(f_t.shape[0], f_t.shape[1], -1)
+    b, c_s, c_t = x_s.shape[0], x_s.shape[1], x_t.shape[1]
+    sum_tt, sum_ss, sum_st = _kernel_sums(x_s, x_t)
     return sum_tt / (b * c_t * c_t) + sum_ss / (b * c_s * c_s) - 2.0 * sum_st / (b * c_s * c_t)

@@ -14,8 +14,12 @@ def randn(*shape, dtype=torch.float64):
     return torch.randn(*shape, dtype=dtype)
 
 
+def number(x):
+    return float(x.detach()) if isinstance(x, torch.Tensor) else float(x)
+
+
 def close(a, b, tol=1e-10):
-    return abs(float(a) - float(b)) <= tol * max(1.0, abs(float(b)))
+    return abs(number(a) - number(b)) <= tol * max(1.0, abs(number(b)))
 
 
 # ----- naive references: python loops over samples / pairs -----
@@ -214,6 +218,20 @@ def test_attention_matches_naive_loops_with_pooling_both_ways():
     assert close(LF.attention(fs, ft, p=2), expected)
 
 
+def test_attention_other_powers_match_naive_loops():
+    fs, ft = [randn(2, 3, 4, 4)], [randn(2, 2, 4, 4)]
+    assert close(LF.attention(fs, ft, p=4), naive_attention_pair(fs[0], ft[0], p=4))
+    assert close(LF.attention(fs, ft, p=3), naive_attention_pair(fs[0], ft[0], p=3))
+
+
+def test_attention_gradient_is_finite_where_every_channel_is_zero():
+    f_s = randn(2, 3, 4, 4).relu()
+    f_s[:, :, 0, 0] = 0.0  # a dead position, common after ReLU
+    f_s.requires_grad_()
+    LF.attention([f_s], [randn(2, 5, 4, 4)]).backward()
+    assert torch.isfinite(f_s.grad).all() and f_s.grad[:, :, 0, 0].abs().sum() == 0
+
+
 def test_hint_matches_naive_loops():
     f_s, f_t = randn(2, 3, 2, 2), randn(2, 3, 2, 2)
     expected = sum((a - b) ** 2 for a, b in zip(f_s.reshape(-1).tolist(),
@@ -362,6 +380,18 @@ def test_pkt_and_nst_zero_when_equal():
     assert float(LF.pkt(e, e.clone())) == pytest.approx(0.0, abs=1e-12)
     f = randn(3, 4, 2, 2)
     assert float(LF.nst(f, f.clone())) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 4), (2, 6, 2, 2)])
+def test_nst_dead_channels_give_zero_kernel_and_finite_gradients(shape):
+    f_s = randn(*shape).relu()
+    f_s[:, 0] = 0.0  # a channel that never fires
+    f_s.requires_grad_()
+    f_t = randn(shape[0], 4, *shape[2:])
+    value = LF.nst(f_s, f_t)
+    assert close(value, naive_nst(f_s.detach(), f_t))
+    value.backward()
+    assert torch.isfinite(f_s.grad).all()
 
 
 def test_vid_at_initial_variance_five():

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import UserError
-from losses import (DistillLoss, HParam, LossContext, WeightedLoss, create_loss,
+from losses import (DistillLoss, HParam, LossContext, create_loss,
                     create_weighted_loss, expand_loss_label, functional, list_losses, loss_class,
                     register_loss)
 from losses.registry import registry_source, unregister_loss
