@@ -136,9 +136,20 @@ def load_suite(name_or_path: str) -> SuiteConfig:
     return suite
 
 
+UNION_TAGS = ("str", "int", "float", "LossConfig", "PairConfig")
+
+
+def _field_path(loc: tuple) -> str:
+    """``('losses', 0, 'LossConfig', 'terms')`` -> ``losses.0.terms`` (union branch tags go)."""
+    parts = [str(p) for p in loc if not (isinstance(p, str) and (
+        p in UNION_TAGS or p.startswith(("literal[", "function-"))))]
+    return ".".join(parts) or "(top level)"
+
+
 def _validation_error(path: Path, raw: dict, err: ValidationError) -> UserError:
-    first = err.errors()[0]
-    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    # With a union (a loss is a label or a mapping) the deepest error is the informative one.
+    first = max(err.errors(), key=lambda e: len(e["loc"]))
+    field = _field_path(first["loc"])
     given = first.get("input", "(missing)")
     if first["type"] == "missing":
         given = "(missing)"

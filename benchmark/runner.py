@@ -206,8 +206,12 @@ def record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
         if any(r.info.status == "FINISHED" for r in runs):
             continue
         meta = store.metadata(spec)
-        run_id = tracker.start_run(plan.suite.name, spec, {"source": meta["source"],
-                                                            "device": "store"})
+        unfinished = [r for r in runs if r.info.status in ("RUNNING", "KILLED")]
+        if unfinished:  # trained and stored, but interrupted before MLflow heard of it
+            run_id = unfinished[0].info.run_id
+        else:
+            run_id = tracker.start_run(plan.suite.name, spec, {"source": meta["source"],
+                                                                "device": "store"})
         tracker.log_metrics(run_id, {"test_acc_last": meta["test_acc"],
                                      "test_acc": meta["test_acc"]}, step=spec.recipe.epochs)
         tracker.set_tags(run_id, {"weights_path": str(store.weights_path(spec)),
@@ -274,5 +278,5 @@ def summary_lines(outcome: Outcome) -> list[str]:
     return lines
 
 
-def print_summary(outcome: Outcome, stream=sys.stdout) -> None:
-    print("\n".join(summary_lines(outcome)), file=stream)
+def print_summary(outcome: Outcome, stream=None) -> None:
+    print("\n".join(summary_lines(outcome)), file=stream or sys.stdout)

@@ -103,6 +103,7 @@ class Tracker:
         import torch
 
         tags = {**spec.tags(), "git_commit": git_commit(), "torch_version": torch.__version__,
+                "torch_threads": str(torch.get_num_threads()),
                 **extra_tags, "mlflow.runName": f"{spec.loss}:{spec.student}:s{spec.seed}"}
         exp_id = self.experiment_id(suite)
         with self._locked():

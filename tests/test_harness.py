@@ -6,6 +6,7 @@ resumes to exactly the metrics of an uninterrupted run."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,7 +94,15 @@ def test_cohort_equals_separate_runs_bit_for_bit(tmp_path):
 
     together = train_cohort(specs, env, on_epoch=record)
     cohort_histories, histories = histories, {}
-    alone = [train_cohort([spec], env, on_epoch=record)[0] for spec in specs]
+    # Alone, each run gets a fresh store (same teacher) so nothing resumes from the cohort's.
+    alone = []
+    for i, spec in enumerate(specs):
+        store = tmp_path / f"alone{i}"
+        shutil.copytree(tmp_path / "store" / "teachers", store / "teachers")
+        alone_env = RunEnv(device=torch.device("cpu"), store=store)
+        alone += train_cohort([spec], alone_env, on_epoch=record)
+    assert set(histories) == set(cohort_histories) == {"student", "sp", "crd", "fitnet"}
+    assert all(len(h) == 2 for h in histories.values())
     assert [r.status for r in together] == ["FINISHED"] * len(specs)
     for a, b in zip(together, alone):
         assert a.test_acc_last == b.test_acc_last
@@ -166,7 +175,9 @@ def _final(runs: dict) -> dict:
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     suite_a = write_suite(tmp_path, "resume", "student, sp, crd")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    # Same thread count as this process: CPU results are bitwise reproducible per thread count.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+           "OMP_NUM_THREADS": str(torch.get_num_threads())}
     base = [sys.executable, "-m", "benchmark"]
     epochs = "5"
     reference = tmp_path / "ref"
@@ -178,9 +189,11 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     proc = subprocess.Popen(base + cli(victim, "run", str(suite_a), "--epochs", epochs),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = victim / "store" / "checkpoints"
-    deadline = time.time() + 120
+    teachers = victim / "store" / "teachers"
+    deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if checkpoints.exists() and any(checkpoints.glob("*.pt")):
+        # Kill while the students train (CRD's memory banks are part of what must resume).
+        if any(teachers.glob("*/*.json")) and any(checkpoints.glob("*.pt")):
             time.sleep(0.05)  # into the next epoch
             break
         time.sleep(0.01)

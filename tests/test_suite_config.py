@@ -42,7 +42,7 @@ def test_builtin_suites_load():
 
 
 @pytest.mark.parametrize("edit, field, given", [
-    (("sp, kd", "sp, nosuchloss"), "losses.3", "nosuchloss"),
+    (("sp, kd", "sp, nosuchloss"), "losses.2", "nosuchloss"),
     (("digits_cnn_small}", "resnet_nope}"), "pairs.0.student", "resnet_nope"),
     (("seeds: [0, 1]", "seeds: [0, 0]"), "seeds", "[0, 0]"),
     (("seeds: [0, 1]", "seeds: []"), "seeds", "[]"),

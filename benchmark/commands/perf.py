@@ -27,9 +27,9 @@ def perf_command(args) -> int:
 
     device = resolve_device(args.device)
     if args.target == "loader":
-        from benchmark.perf_loader import format_loader_report, measure_loader_throughput
+        from benchmark.perf_loader import main as loader_main
 
-        print(format_loader_report(measure_loader_throughput(device=str(device))))
+        loader_main(["--batch-size", str(args.batch_size), "--device", str(device)])
     elif args.target == "losses":
         from benchmark.perf_losses import measure_loss_overhead
 

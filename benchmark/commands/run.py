@@ -108,4 +108,8 @@ def write_suite_leaderboard(suite: str, tracking_uri) -> None:
     """Write and print the suite's leaderboard (results/<suite>/)."""
     from benchmark.leaderboard import write_leaderboard
 
-    write_leaderboard(suite, tracking_uri=tracking_uri, print_markdown=True)
+    result = write_leaderboard(suite, tracking_uri=tracking_uri)
+    print()
+    print(result.markdown)
+    where = ", ".join(str(p) for p in result.paths.values())
+    print(f"\nLeaderboard written to: {where}")
