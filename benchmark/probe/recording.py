@@ -1,0 +1,84 @@
+"""Probe results in MLflow: one run per (source run, target, settings) in ``kdbench/<suite>-probe``.
+
+A separate experiment keeps the suite's own experiment (and so its leaderboard) unchanged. Each
+probe run carries DESIGN.md's tags copied from its source (``teacher``, ``student``, ``loss``,
+``seed``, ``config_hash``, ``scaled``, ``suite``) with ``kdbench.role`` = ``probe``,
+``source_role`` = ``student`` | ``teacher``, ``source_run_id``, ``source_dataset``, and
+``dataset`` = the target; the probe settings and data sizes as params; ``probe_acc`` (top-1 % on
+the scored split) and ``probe_train_acc`` as metrics. ``probe_key`` identifies the exact probe
+(source run, weights sha256, target, settings): a FINISHED run with that key is not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from benchmark.probe.settings import ProbeSettings
+from benchmark.probe.sources import ProbeSource
+
+PROBE_ROLE = "probe"
+EXPERIMENT_SUFFIX = "-probe"
+
+
+def probe_suite(suite: str) -> str:
+    """The pseudo-suite whose experiment (``kdbench/<suite>-probe``) holds the probe runs."""
+    return f"{suite}{EXPERIMENT_SUFFIX}"
+
+
+def probe_key(source: ProbeSource, weights_sha256: str, target: str,
+              settings: ProbeSettings) -> str:
+    text = "|".join([source.run_id, weights_sha256, target, settings.key()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def finished_probe_runs(tracker, suite: str) -> dict[str, object]:
+    """``probe_key -> latest FINISHED probe run`` of the suite."""
+    exp_id = tracker.experiment_id(probe_suite(suite), create=False)
+    if exp_id is None:
+        return {}
+    with tracker._locked():
+        runs = tracker.client.search_runs([exp_id], max_results=50000)
+    done = {}
+    for run in sorted(runs, key=lambda r: r.info.start_time or 0):
+        if run.info.status == "FINISHED" and run.data.tags.get("probe_key"):
+            done[run.data.tags["probe_key"]] = run
+    return done
+
+
+def probe_tags(source: ProbeSource, target: str, key: str, settings: ProbeSettings,
+               extra: dict[str, str]) -> dict[str, str]:
+    from benchmark.tracking import git_commit
+    import torch
+
+    return {
+        "kdbench.role": PROBE_ROLE, "source_role": source.role, "source_run_id": source.run_id,
+        "suite": source.suite, "source_dataset": source.dataset, "dataset": target,
+        "teacher": source.teacher, "student": source.student, "loss": source.loss,
+        "seed": source.seed, "config_hash": source.config_hash, "scaled": source.scaled,
+        "probe_key": key, "probe_settings": settings.describe(), "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "mlflow.runName": f"probe:{target}:{source.loss}:{source.student}:s{source.seed}",
+        **extra,
+    }
+
+
+def start_probe_run(tracker, suite: str, tags: dict[str, str], params: dict[str, str]) -> str:
+    """Create a RUNNING probe run with ``tags`` and ``params``; returns its id."""
+    from mlflow.entities import Param
+
+    exp_id = tracker.experiment_id(probe_suite(suite))
+    with tracker._locked():
+        run = tracker.client.create_run(exp_id, tags=tags, start_time=int(time.time() * 1000))
+        tracker.client.log_batch(run.info.run_id,
+                                 params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+    return run.info.run_id
+
+
+def finish_probe_run(tracker, run_id: str, metrics: dict[str, float]) -> None:
+    tracker.log_metrics(run_id, metrics, step=0)
+    tracker.finish(run_id, "FINISHED")
+
+
+def fail_probe_run(tracker, run_id: str, reason: str) -> None:
+    tracker.finish(run_id, "FAILED", reason=reason)
