@@ -42,6 +42,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="output folder (default results/SUITE, or "
                              "results/published/rendered with --published-only)")
     parser.add_argument("--dataset", default=None, help="only this dataset's table")
+    parser.add_argument("--transfer", action="store_true",
+                        help="the transfer table instead (CRD Table 8 layout): linear-probe "
+                             "accuracies recorded by `kdbench probe SUITE`, written to "
+                             "results/SUITE/transfer/")
     parser.set_defaults(func=run)
     return parser
 
@@ -49,7 +53,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from benchmark.leaderboard import write_leaderboard, write_published_leaderboard
 
-    if args.published_only:
+    if args.transfer:
+        result = write_transfer_table(args)
+    elif args.published_only:
         result = write_published_leaderboard(args.out, formats=args.format,
                                              against=args.against, dataset=args.dataset)
     else:
@@ -60,3 +66,18 @@ def run(args: argparse.Namespace) -> int:
     print(result.markdown)
     print("Wrote " + ", ".join(str(path) for path in result.paths.values()))
     return 0
+
+
+def write_transfer_table(args: argparse.Namespace):
+    """``--transfer``: the probe runs of the suite as the published transfer layout."""
+    from benchmark.errors import user_error
+    from benchmark.leaderboard.transfer import write_transfer_leaderboard
+
+    if args.published_only or args.metric != "last":
+        raise user_error("--transfer cannot be combined with --published-only or --metric",
+                         "kdbench leaderboard --transfer",
+                         "Drop them (the published transfer tables: --published-only "
+                         "--dataset stl10 or tinyimagenet)")
+    return write_transfer_leaderboard(args.suite, args.tracking_uri, args.out,
+                                      formats=args.format, against=args.against,
+                                      published=args.published, dataset=args.dataset)
