@@ -220,7 +220,7 @@ def test_example_plugin_properties(cosine_sp):
 
 
 def test_example_plugin_declarations_and_options(cosine_sp):
-    assert cosine_sp.default_weight == 200.0 and cosine_sp.search_weight_range() == (10.0, 5000.0)
+    assert cosine_sp.default_weight == 5.0 and cosine_sp.search_weight_range() == (0.5, 100.0)
     loss = create_loss("cosine_sp", TAPS, TEACHER_TAPS, layer="stage2", sharpness=2.0)
     assert loss.student_tap_names == ["stage2"] and loss.teacher_tap_names == ["stage2"]
     s, t = {"stage2": torch.randn(3, 3, 4, 4)}, {"stage2": torch.randn(3, 6, 4, 4)}
