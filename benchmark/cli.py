@@ -15,7 +15,7 @@ from benchmark import __version__
 from benchmark.errors import UserError
 
 # Sub-command modules, in the order ``kdbench --help`` lists them.
-COMMANDS = ["run", "perf", "teachers", "tune", "studies", "leaderboard"]
+COMMANDS = ["run", "perf", "teachers", "tune", "studies", "leaderboard", "validate"]
 
 
 def build_parser() -> argparse.ArgumentParser:

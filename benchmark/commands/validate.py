@@ -1,0 +1,73 @@
+"""``kdbench validate path/to/loss.py[:Name] [--suite SUITE] [--tune-trials N]``: register a new
+loss, optionally tune its weight with the same budget as SP, run it over the suite's pairs and
+seeds (reusing finished SP runs) and print a verdict per pair against SP with p-values."""
+
+from __future__ import annotations
+
+
+def add_parser(subparsers) -> None:
+    from benchmark.commands.run import add_common_run_options
+
+    parser = subparsers.add_parser("validate", help="validate a new loss against SP",
+                                   description=__doc__)
+    parser.add_argument("loss_file", metavar="path/to/loss.py[:Name]",
+                        help="the plugin file defining the new loss (optionally :ClassName)")
+    parser.add_argument("--suite", default="digits", help="suite whose pairs/seeds to use")
+    parser.add_argument("--tune-trials", type=int, default=None,
+                        help="tune SP's and the new loss's weights with N trials each first")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="override the recipe's epochs (labelled scaled)")
+    parser.add_argument("--only", default=None, help="a subset of pairs, e.g. student=resnet8x4")
+    add_common_run_options(parser)
+    parser.set_defaults(func=validate_command)
+
+
+def _passthrough(args) -> list[str]:
+    """The common options, for the ``kdbench tune`` that validation runs first."""
+    out = ["--device", args.device, "--jobs", str(args.jobs)]
+    for flag, value in (("--data-dir", args.data_dir), ("--tracking-uri", args.tracking_uri),
+                        ("--store", args.store)):
+        if value:
+            out += [flag, value]
+    for plugin in [args.loss_file, *args.plugin]:
+        out += ["--plugin", plugin]
+    if args.no_progress:
+        out.append("--no-progress")
+    return out
+
+
+def validate_command(args) -> int:
+    from benchmark.commands.run import load_plugins, run_options_from
+    from benchmark.config import load_suite
+    from benchmark.errors import UserError
+    from benchmark.runner import execute, make_plan, print_summary
+    from benchmark.tracking import Tracker
+    from benchmark.validate import (BASELINE, plan_options, tune_both, validation_suite,
+                                    verdicts)
+    from losses.plugins import load_plugin
+
+    options = run_options_from(args)
+    names = load_plugin(args.loss_file, if_needed=True)
+    load_plugins(options.plugins)
+    new = names[-1]
+    if new == BASELINE:
+        raise UserError(f"The plugin {args.loss_file} registers '{BASELINE}', the baseline "
+                        "itself. Give the new loss its own name with @register_loss('name').")
+    suite = load_suite(args.suite)
+    tuned = bool(args.tune_trials)
+    if tuned:
+        tune_both(args.suite, new, args.tune_trials, args.epochs, _passthrough(args))
+    derived = validation_suite(suite, new, tuned)
+    tracker = Tracker(options.tracking_uri)
+    plan = make_plan(derived, plan_options(args.epochs, args.seeds, args.only), options, tracker)
+    print(f"Validating '{new}' against {BASELINE} on suite '{suite.name}': "
+          f"{len(plan.runs)} runs, {len(plan.done)} already finished (reused).")
+    outcome = execute(plan, options, tracker)
+    print_summary(outcome)
+    rows = verdicts(plan.runs, tracker, suite.name, new)
+    print(f"\nVerdict per pair ({new} vs {BASELINE}, Welch's t-test over seeds, alpha 0.05, "
+          "test top-1 at the last epoch):")
+    for row in rows:
+        print("  " + row.line(new))
+    return 1 if outcome.failed else 0
