@@ -8,8 +8,10 @@ as leaves that require grad, so the student's own backward is not counted twice)
 trainable parts. CRD runs at CIFAR-100 scale: N = 50,000 training samples, K = 16,384.
 
 Measurements are interleaved (one step, then every loss, repeated) and summarised by the
-median, so load from other processes hits the step and the losses alike. Targets: every loss
-but CRD under 5% of a step, CRD under 25%.
+median, so load from other processes hits the step and the losses alike. On an oversubscribed
+machine ``--threads 1`` gives steadier ratios: multi-threaded elementwise kernels stall on
+descheduled threads far more than large convolutions do. Targets: every loss but CRD under 5%
+of a step, CRD under 25%.
 
 Run ``python -m benchmark.perf_losses`` or ``kdbench perf losses``.
 """
@@ -174,7 +176,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"device {args.device}, torch threads {torch.get_num_threads()}, "
           f"{args.teacher} -> {args.student}, batch {args.batch_size}, "
           f"CRD N={CIFAR_TRAIN_SIZE}, K={CRD_NEGATIVES}")

@@ -6,11 +6,15 @@ c" is a contiguous range of positions 0..P_c-1 with the block of class c cut out
 negatives is drawing K distinct positions in [0, P_c) per row.
 
 Sampling is by random keys: one uniform key per position of the pool, the K smallest keys
-win (``topk``), which gives a uniformly random K-subset per row. Cost per batch: b x N uniform
-draws and one selection (about 47 ms on 2 CPU cores for b=64, N=50,000, K=16,384, against
-~65 ms for the published per-sample ``numpy.random.choice`` on the same machine; well under
-1 ms on a GPU). A rejection sampler drawing only ~b x K positions was tried and measured
-slower on CPU: its scatter/gather passes over the b x N tables cost more than the draws saved.
+win (``topk``), which gives a uniformly random K-subset per row, for the whole batch in one call
+on the loss's device. On CPU this does about the same work as the published sampler (which
+permutes the whole pool once per sample with numpy): measured per batch of 64 at N = 50,000,
+K = 16,384 on this project's 2-core machine, 47 ms vs 65 ms when idle, 147 ms vs 132 ms under
+heavy load on one thread (``benchmark.perf_losses.measure_negative_sampling``). What it buys is
+that sampling runs inside the loss, on the GPU when there is one, with no DataLoader workers
+and a generator whose state lives in the checkpoint. A rejection sampler that draws only
+~b x K positions was tried and measured slower on CPU: its scatter/gather passes over b x N
+tables cost more than the draws it saves.
 
 All randomness comes from the ``torch.Generator`` passed in, on the tensors' device.
 """
