@@ -69,6 +69,8 @@ def test_probe_has_no_weight_decay_by_default_and_records_its_optimiser():
     assert params["probe.optimizer"] == "sgd" and params["probe.momentum"] == "0.9"
     assert params["probe.schedule"] == "cosine-per-step-to-0"
     assert (params["probe.epochs"], params["probe.lr"]) == ("30", "0.1")
+    assert ProbeSettings().for_target(256).batch_size == 256
+    assert ProbeSettings(batch_size=8).for_target(256).batch_size == 8
     assert ProbeSettings().key() != ProbeSettings(epochs=29).key()
 
 

@@ -77,7 +77,8 @@ def world(template, tmp_path):
                 "scaled": "true"}
         if status == "FINISHED":
             folder = "teachers/cifar100" if role == "teacher" else "students"
-            weights = save_network(store / folder / f"{config}.safetensors", arch, seed + 10 * len(runs))
+            weights = save_network(store / folder / f"{config}.safetensors", arch,
+                                   seed + 10 * len(runs))
             tags["weights_path"] = str(weights)
         run = client.create_run(experiment, tags=tags)
         client.log_metric(run.info.run_id, "test_acc_last", 50.0)

@@ -29,7 +29,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--epochs", type=int, default=30, help="probe epochs (default 30)")
     parser.add_argument("--lr", type=float, default=0.1,
                         help="SGD learning rate, cosine-annealed to 0 (default 0.1)")
-    parser.add_argument("--batch-size", type=int, default=256, help="probe batch (default 256)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="probe batch (default 256; 32 for the 179-image digits variants)")
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="probe weight decay (default 0, none)")
     parser.add_argument("--seed", type=int, default=0, help="mini-batch order seed (default 0)")

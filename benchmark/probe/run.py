@@ -25,7 +25,7 @@ from benchmark.probe.recording import (fail_probe_run, finish_probe_run, finishe
 from benchmark.probe.settings import ProbeSettings
 from benchmark.probe.sources import (ProbeSource, find_sources, load_frozen_network,
                                      resolve_weights)
-from benchmark.probe.targets import TargetData, check_target, load_target
+from benchmark.probe.targets import TARGETS, TargetData, check_target, load_target
 
 
 @dataclass
@@ -109,26 +109,29 @@ def _probe_one(context: _Context, suite: str, source: ProbeSource, weights: Path
     from benchmark.teachers import sha256_of
 
     weights_sha = sha256_of(weights)
-    key = probe_key(source, weights_sha, target, context.settings)
+    settings = context.settings.for_target(TARGETS[target].batch_size)
+    key = probe_key(source, weights_sha, target, settings)
     if key in done:
-        run = done[key]
-        return ProbeResult(source, target, "SKIPPED", run.data.metrics.get("probe_acc", float("nan")),
-                           run.data.metrics.get("probe_train_acc", float("nan")),
-                           run.info.run_id, embeddings_cached=True)
+        metrics = done[key].data.metrics
+        return ProbeResult(source, target, "SKIPPED", metrics.get("probe_acc", float("nan")),
+                           metrics.get("probe_train_acc", float("nan")), done[key].info.run_id)
     data, digest = _target(context, target, source.dataset)
-    tags = probe_tags(source, target, key, context.settings,
+    tags = probe_tags(source, target, key, settings,
                       {"device": str(context.device), "weights_sha256": weights_sha})
-    run_id = start_probe_run(context.tracker, suite, tags, _params(context, source, data, weights))
+    run_id = start_probe_run(context.tracker, suite, tags,
+                             _params(settings, source, data, weights))
     try:
-        return _fit_and_record(context, source, weights, weights_sha, data, digest, run_id)
+        return _fit_and_record(context, settings, source, weights, weights_sha, data, digest,
+                               run_id)
     except Exception as err:  # one bad source must not stop the others
         reason = f"{type(err).__name__}: {err}"
         fail_probe_run(context.tracker, run_id, reason)
         return ProbeResult(source, target, "FAILED", run_id=run_id, reason=reason)
 
 
-def _fit_and_record(context: _Context, source: ProbeSource, weights: Path, weights_sha: str,
-                    data: TargetData, digest: str, run_id: str) -> ProbeResult:
+def _fit_and_record(context: _Context, settings: ProbeSettings, source: ProbeSource,
+                    weights: Path, weights_sha: str, data: TargetData, digest: str,
+                    run_id: str) -> ProbeResult:
     from benchmark.data import dataset_info
 
     info = dataset_info(source.dataset)
@@ -148,7 +151,7 @@ def _fit_and_record(context: _Context, source: ProbeSource, weights: Path, weigh
     embedding_time = time.perf_counter() - started
     started = time.perf_counter()
     probe = train_linear_probe(embeddings.train, embeddings.train_labels, data.num_classes,
-                               context.settings, context.device)
+                               settings, context.device)
     probe_time = time.perf_counter() - started
     test_acc = probe.accuracy(embeddings.test, embeddings.test_labels)
     train_acc = probe.accuracy(embeddings.train, embeddings.train_labels)
@@ -174,12 +177,12 @@ def _target(context: _Context, target: str, source_dataset: str) -> tuple[Target
     return context.targets[key]
 
 
-def _params(context: _Context, source: ProbeSource, data: TargetData,
+def _params(settings: ProbeSettings, source: ProbeSource, data: TargetData,
             weights: Path) -> dict[str, str]:
     from benchmark.data import dataset_info
 
     info = dataset_info(source.dataset)
-    return {**context.settings.params(), "probe.target": data.name,
+    return {**settings.params(), "probe.target": data.name,
             "probe.scored_split": data.scored_split, "probe.train_size": str(len(data.train)),
             "probe.test_size": str(len(data.test)), "probe.num_classes": str(data.num_classes),
             "probe.image_size": str(int(data.train.images.shape[-1])),

@@ -18,11 +18,20 @@ from benchmark.data.resize import resize_data
 from benchmark.errors import user_error
 from benchmark.probe.digits_variants import VARIANTS, load_digits_variant
 
-#: Target name -> (data set of benchmark.data or None for a digits variant, scored split).
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Where a target's images come from, which split is scored, the probe's default batch."""
+
+    dataset: str | None  # a data set of benchmark.data; None for a digits variant
+    scored_split: str
+    batch_size: int
+
+
 TARGETS = {
-    "stl10": ("stl10", "test (8k)"),
-    "tinyimagenet": ("tinyimagenet", "val (10k; the data package's test split)"),
-    **{name: (None, "probe-test half") for name in VARIANTS},
+    "stl10": TargetSpec("stl10", "test (8k)", 256),
+    "tinyimagenet": TargetSpec("tinyimagenet", "val (10k; the data package's test split)", 256),
+    **{name: TargetSpec(None, "probe-test half", 32) for name in VARIANTS},
 }
 
 
@@ -54,14 +63,15 @@ def check_target(name: str) -> str:
 def load_target(name: str, data_dir: str | Path | None, source: DatasetInfo, *,
                 download: bool = False) -> TargetData:
     """Target ``name`` at ``source``'s image size, checked against its channel count."""
-    dataset, scored = TARGETS[check_target(name)]
-    if dataset is None:
+    spec = TARGETS[check_target(name)]
+    if spec.dataset is None:
         train, test = load_digits_variant(name)
         num_classes = 10
     else:
-        train, test, num_classes = _load_resized(dataset, data_dir, source.image_size, download)
+        train, test, num_classes = _load_resized(spec.dataset, data_dir, source.image_size,
+                                                 download)
     _check_compatible(name, train, source)
-    return TargetData(name, train, test, num_classes, scored)
+    return TargetData(name, train, test, num_classes, spec.scored_split)
 
 
 def _load_resized(dataset: str, data_dir, size: int, download: bool
