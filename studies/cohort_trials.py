@@ -60,7 +60,8 @@ class CohortObjective:
             results = cohort.run()
             histories = {m.spec.config_hash: m.history for m in cohort.members}
         except Exception as err:  # the cohort could not start: every trial fails with the reason
-            results = [RunResult(w.spec, "FAILED", reason=f"{type(err).__name__}: {err}") for w in works]
+            reason = f"{type(err).__name__}: {err}"
+            results = [RunResult(w.spec, "FAILED", reason=reason) for w in works]
             histories = {}
         return [self._tell(by_hash[r.spec.config_hash], r, histories.get(r.spec.config_hash, []))
                 for r in results]

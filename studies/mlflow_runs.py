@@ -14,12 +14,26 @@ from __future__ import annotations
 
 from optuna.trial import TrialState
 
-PARENT_ATTR = "mlflow_parent_run_id"
+PARENT_ATTR = "mlflow_parent_runs"  # {tracking URI: parent run id}
 RUN_ID_ATTR = "kdbench.mlflow_run_id"
 STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
                TrialState.FAIL: "failed"}
 MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
                  TrialState.FAIL: "FAILED"}
+
+
+def open_tracker(tracking_uri=None):
+    """A :class:`benchmark.tracking.Tracker` created under its store's lock: opening a fresh
+    SQLite store creates its tables, and two processes doing that at once collide."""
+    from benchmark.tracking import Tracker, default_tracking_uri
+    from studies.storage import exclusive_lock
+
+    uri = tracking_uri or default_tracking_uri()
+    lock = Tracker._sqlite_lock_path(uri)
+    if lock is None:
+        return Tracker(uri)
+    with exclusive_lock(lock):
+        return Tracker(uri)
 
 
 def tune_experiment(suite: str) -> str:
@@ -44,10 +58,15 @@ class StudyRuns:
     def open_parent(self, lock) -> str:
         """The study's parent run, created by the first process (under the study lock)."""
         with lock:
-            self.parent_id = self.study.user_attrs.get(PARENT_ATTR)
+            from studies.storage import public_url
+
+            key = public_url(self.tracker.uri)
+            parents = dict(self.study.user_attrs.get(PARENT_ATTR, {}))
+            self.parent_id = parents.get(key)
             if self.parent_id is None:
                 self.parent_id = self._create_parent()
-                self.study.set_user_attr(PARENT_ATTR, self.parent_id)
+                parents[key] = self.parent_id
+                self.study.set_user_attr(PARENT_ATTR, parents)
         self.tracker.reopen_run(self.parent_id)
         return self.parent_id
 

@@ -59,10 +59,18 @@ class TrialSeededSampler(BaseSampler):
         self._inner.reseed_rng()
 
 
-def make_sampler(name: str, seed: int) -> BaseSampler:
-    """``tpe`` (TPE with constant liar, good for batches of concurrent trials) or ``random``."""
+def startup_trials(budget: int) -> int:
+    """Random trials before TPE models the results: a third of the budget, 2 to 10."""
+    return max(2, min(10, budget // 3))
+
+
+def make_sampler(name: str, seed: int, budget: int = 30) -> BaseSampler:
+    """``tpe`` (TPE with constant liar, good for batches of concurrent trials; its random
+    start-up phase is a third of the budget) or ``random``."""
     if name == "tpe":
-        return TrialSeededSampler(lambda s: TPESampler(seed=s, constant_liar=True), seed)
+        startup = startup_trials(budget)
+        return TrialSeededSampler(
+            lambda s: TPESampler(seed=s, constant_liar=True, n_startup_trials=startup), seed)
     if name == "random":
         return TrialSeededSampler(lambda s: RandomSampler(seed=s), seed)
     raise user_error(f"unknown sampler '{name}'", "--sampler", f"use one of: {', '.join(SAMPLERS)}")

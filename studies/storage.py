@@ -88,10 +88,14 @@ def public_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+def file_lock(path: Path):
+    """An exclusive lock on ``<path>.kdbench-lock`` (held for the block)."""
+    return exclusive_lock(path.with_name(path.name + LOCK_SUFFIX))
+
+
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive ``fcntl`` lock on ``<path>.kdbench-lock`` (held for the block)."""
-    lock = path.with_name(path.name + LOCK_SUFFIX)
+def exclusive_lock(lock: Path) -> Iterator[None]:
+    """An exclusive ``fcntl`` lock on the file ``lock`` (created if missing)."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

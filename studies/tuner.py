@@ -78,7 +78,8 @@ def open_study(target: TuneTarget, settings: TuneSettings, name: str):
     storage = open_storage(settings.storage)
     with study_lock(settings.storage):
         study = optuna.create_study(storage=storage, study_name=name, direction="maximize",
-                                    sampler=make_sampler(settings.sampler, settings.seed),
+                                    sampler=make_sampler(settings.sampler, settings.seed,
+                                                        settings.trials),
                                     pruner=pruner, load_if_exists=True)
         budget = StudyBudget.for_target(target, trials=settings.trials, space=settings.space,
                                         pruner=settings.pruner, sampler=settings.sampler,
@@ -92,7 +93,7 @@ def optimize_study(target: TuneTarget, settings: TuneSettings, options: RunOptio
     """Ask, train and tell cohorts of trials until the study's budget is used; returns how many
     trials this process trained."""
     from benchmark.runner import resolve_device
-    from benchmark.tracking import Tracker
+    from studies.mlflow_runs import open_tracker
     from benchmark.engine import RunEnv
     from studies.cohort_trials import CohortObjective, TrialWork
     from studies.heartbeat import Heartbeat
@@ -104,7 +105,7 @@ def optimize_study(target: TuneTarget, settings: TuneSettings, options: RunOptio
     study = open_study(target, settings, name)
     lock = functools.partial(study_lock, settings.storage)
     space = search_space(target.terms, settings.space, target.pinned)
-    tracker = Tracker(options.tracking_uri)
+    tracker = open_tracker(options.tracking_uri)
     runs = StudyRuns(tracker, study, target, storage_url(settings.storage))
     runs.open_parent(lock())
     env = RunEnv(device=resolve_device(options.device), store=Path(options.store),
@@ -149,7 +150,7 @@ def _print_outcomes(name: str, outcomes) -> None:
 def finish_study(target: TuneTarget, settings: TuneSettings, options: RunOptions, name: str,
                  trained: int) -> StudyReport:
     """Log the best trial on the MLflow parent, export the best weight, and report."""
-    from benchmark.tracking import Tracker
+    from studies.mlflow_runs import open_tracker
     from studies.export import export_best
     from studies.mlflow_runs import StudyRuns
     from studies.slots import budget_done, counted_trials
@@ -157,7 +158,7 @@ def finish_study(target: TuneTarget, settings: TuneSettings, options: RunOptions
 
     study = open_study(target, settings, name)
     url = storage_url(settings.storage)
-    runs = StudyRuns(Tracker(options.tracking_uri), study, target, url)
+    runs = StudyRuns(open_tracker(options.tracking_uri), study, target, url)
     runs.open_parent(study_lock(settings.storage))
     done = budget_done(study, int(study.user_attrs.get("trials", settings.trials)))
     runs.update_parent(finished=done)
@@ -215,14 +216,15 @@ def _work_in_parallel(named, settings, options: RunOptions) -> dict[str, int]:
 def tune(suite, targets: list[TuneTarget], settings: TuneSettings,
          options: RunOptions) -> list[StudyReport]:
     """Train missing teachers, run every study to its budget, export and report."""
-    from benchmark.tracking import Tracker
+    from studies.mlflow_runs import open_tracker
     from studies.targets import tuning_suite
     from studies.teachers import ensure_teachers
 
     _check_settings(settings)
     _quiet_optuna()
     named = [(t, study_name_for(t, settings, len(targets))) for t in targets]
-    failed = ensure_teachers(targets, tuning_suite(suite), options, Tracker(options.tracking_uri))
+    tracker = open_tracker(options.tracking_uri)
+    failed = ensure_teachers(targets, tuning_suite(suite), options, tracker)
     for target, _ in named:
         if target.base.teacher_spec().config_hash in failed:
             print(f"kdbench tune: skipping {target.describe()}: its teacher failed to train.",
