@@ -204,7 +204,8 @@ def test_cli_probe_and_leaderboard_transfer(world, capsys, monkeypatch):
     assert cli.main(["probe", SUITE, "--dataset", "stl10", "--runs", "nope", *common]) == 2
     assert "Run 'nope' is not in suite" in capsys.readouterr().err
     assert cli.main(["probe", SUITE, "--dataset", "digits-shifted", *common]) == 2
-    assert "3" in capsys.readouterr().err  # 1-channel digits vs 3-channel networks
+    assert "1-channel images but networks trained on 'cifar100' take 3" in \
+        capsys.readouterr().err
     assert cli.main(["probe", "nosuch", "--dataset", "stl10", *common]) == 2
     assert cli.main(["leaderboard", "nosuch", "--transfer", "--tracking-uri", world.uri]) == 2
     assert "kdbench probe nosuch" in capsys.readouterr().err

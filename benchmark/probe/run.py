@@ -89,6 +89,9 @@ def run_probe(suite: str, targets: Iterable[str], *, runs: list[str] | None = No
     weights = {s.run_id: resolve_weights(s, store) for s in sources}
     context = _Context(tracker, store_path, resolve_device(device), settings,
                        str(data_dir) if data_dir is not None else None, download)
+    for target in targets:  # load (and check) every target before probing anything
+        for dataset in dict.fromkeys(source.dataset for source in sources):
+            _target(context, target, dataset)
     done = {} if force else finished_probe_runs(tracker, suite)
     outcome = ProbeOutcome(suite, settings)
     jobs = [(source, target) for target in targets for source in sources]
