@@ -74,6 +74,19 @@ def test_probe_has_no_weight_decay_by_default_and_records_its_optimiser():
     assert ProbeSettings().key() != ProbeSettings(epochs=29).key()
 
 
+def test_probe_trains_on_one_thread_and_restores_the_thread_count():
+    features, labels = blobs()
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_linear_probe(features, labels, 3, FAST)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    with pytest.raises(ValueError, match="for_target"):
+        train_linear_probe(features, labels, 3, ProbeSettings())
+
+
 def test_cosine_schedule_runs_from_lr_to_zero():
     assert cosine_lr(0.1, 0, 100) == 0.1
     assert cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
