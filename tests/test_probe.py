@@ -3,13 +3,11 @@ the same classifier bit for bit), embeddings from a frozen network (weights and 
 statistics unchanged, the source's normalisation), the embedding cache, the held-out digits
 variants, settings and target checks."""
 
-import math
-
 import pytest
 import torch
 
 import models
-from benchmark.data import ArrayData, DatasetInfo, dataset_info, load_splits
+from benchmark.data import ArrayData, dataset_info, load_splits
 from benchmark.errors import UserError
 from benchmark.probe.cache import (Embeddings, cached_embeddings, data_digest, fingerprint,
                                    read_entry)

@@ -137,6 +137,10 @@ def test_probe_records_every_finished_network_in_mlflow_and_the_transfer_table(w
         cache = world.store / "embeddings" / f"{result.source.run_id}-{result.target}.pt"
         assert cache.is_file()
 
+    frame = collect_probe_runs(SUITE, world.uri)  # role: the probed network's
+    assert sorted(frame["role"]) == sorted(r.source.role for r in outcome.results)
+    assert dict(zip(frame["run_id"], frame["probe_acc"])) == pytest.approx(
+        {r.run_id: r.probe_acc for r in outcome.results})
     out = world.tmp / "transfer"
     table = write_transfer_leaderboard(SUITE, world.uri, out, formats="md,csv,tex")
     frame = pd.read_csv(table.paths["csv"])

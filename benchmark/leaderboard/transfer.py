@@ -24,7 +24,7 @@ from benchmark.leaderboard.build import DEFAULT_BASELINE, build_table
 from benchmark.leaderboard.collect import experiment_name, normalize_runs, resolve_tracking_uri
 from benchmark.leaderboard.published import load_published
 from benchmark.leaderboard.selection import select_runs
-from benchmark.leaderboard.table import Leaderboard, LeaderTable
+from benchmark.leaderboard.table import Leaderboard
 from benchmark.leaderboard.write import (ALL_FORMATS, RESULTS_DIR, LeaderboardResult,
                                          parse_formats, write_outputs)
 
