@@ -140,8 +140,6 @@ def _assign_run_ids(tracker, suite: str, specs: list[RunSpec], device: str) -> d
 
 
 def _finalise(tracker, result: RunResult) -> None:
-    from benchmark.checkpoint import remove_checkpoint
-
     if result.run_id is None:
         return
     if result.status == "FINISHED":
@@ -228,17 +226,18 @@ def _dispatch(batches: list[list[RunSpec]], suite: str, options: RunOptions,
 
     bar = tqdm(total=sum(len(b) for b in batches), desc=label, unit="run",
                disable=not options.progress, dynamic_ncols=True)
-    if options.jobs <= 1:
+    jobs = min(options.jobs, len(batches))
+    if jobs <= 1:
         for specs in batches:
             results += run_cohort_job(specs, suite, options)
             bar.update(len(specs))
     else:
-        threads = max(1, (os.cpu_count() or 1) // options.jobs)
+        threads = max(1, (os.cpu_count() or 1) // jobs)
         child = RunOptions(**{**options.__dict__, "progress": False})
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=options.jobs, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
             futures = {pool.submit(run_cohort_job, specs, suite, child, threads): specs
                        for specs in batches}
             for future in as_completed(futures):

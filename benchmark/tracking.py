@@ -89,29 +89,37 @@ class Tracker:
         exp_id = self.experiment_id(suite, create=False)
         if exp_id is None:
             return {}
-        with self._locked():
-            runs = self.client.search_runs([exp_id], max_results=50000)
+        runs = self.search(exp_id)
         grouped: dict[str, list] = {}
         for run in runs:
             grouped.setdefault(run.data.tags.get("config_hash", ""), []).append(run)
         return grouped
 
+    def create_run(self, experiment_id: str, tags: dict[str, str],
+                   params: dict[str, object] | None = None) -> str:
+        """Create a RUNNING run with ``tags`` and ``params`` (values stringified); its id."""
+        from mlflow.entities import Param
+
+        with self._locked():
+            run = self.client.create_run(experiment_id, tags=tags)
+            batch = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
+            for i in range(0, len(batch), 100):
+                self.client.log_batch(run.info.run_id, params=batch[i:i + 100])
+        return run.info.run_id
+
+    def search(self, experiment_id: str) -> list:
+        """Every run of an experiment."""
+        with self._locked():
+            return self.client.search_runs([experiment_id], max_results=50000)
+
     def start_run(self, suite: str, spec, extra_tags: dict[str, str]) -> str:
         """Create a RUNNING run with the spec's params and tags; returns its id."""
-        from mlflow.entities import Param, RunTag
-
         import torch
 
         tags = {**spec.tags(), "git_commit": git_commit(), "torch_version": torch.__version__,
                 "torch_threads": str(torch.get_num_threads()),
                 **extra_tags, "mlflow.runName": f"{spec.loss}:{spec.student}:s{spec.seed}"}
-        exp_id = self.experiment_id(suite)
-        with self._locked():
-            run = self.client.create_run(exp_id, tags=tags)
-            params = [Param(k, v[:6000]) for k, v in spec.params().items()]
-            for i in range(0, len(params), 100):
-                self.client.log_batch(run.info.run_id, params=params[i:i + 100])
-        return run.info.run_id
+        return self.create_run(self.experiment_id(suite), tags, spec.params())
 
     def reopen_run(self, run_id: str) -> None:
         """Mark an interrupted run RUNNING again before it resumes."""

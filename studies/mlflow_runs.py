@@ -71,8 +71,6 @@ class StudyRuns:
         return self.parent_id
 
     def _create_parent(self) -> str:
-        from mlflow.entities import Param
-
         from benchmark.tracking import git_commit
         from studies.storage import public_url
 
@@ -83,12 +81,9 @@ class StudyRuns:
                 public_url(self.storage_url), "git_commit": git_commit(),
                 "mlflow.runName": f"study {self.study.study_name}"}
         exp_id = self.tracker.experiment_id(self.experiment)
-        params = [Param(k, str(v)[:6000]) for k, v in self.study.user_attrs.items()
-                  if k not in (PARENT_ATTR, "trials")]
-        with self.tracker._locked():
-            run = self.tracker.client.create_run(exp_id, tags=tags)
-            self.tracker.client.log_batch(run.info.run_id, params=params)
-        return run.info.run_id
+        params = {k: v for k, v in self.study.user_attrs.items()
+                  if k not in (PARENT_ATTR, "trials")}
+        return self.tracker.create_run(exp_id, tags, params)
 
     def update_parent(self, finished: bool) -> None:
         """Log the best trial so far and the trial counts; close the run when the study is done."""
@@ -137,4 +132,4 @@ class StudyRuns:
         if run_id:
             self.tracker.set_tags(run_id, {"trial_state": "failed"})
             self.tracker.finish(run_id, "FAILED", reason="its process stopped (no heartbeat); "
-                                f"retried as a new trial resuming from its checkpoint")
+                                "retried as a new trial resuming from its checkpoint")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 
-def add_common_run_options(parser: argparse.ArgumentParser) -> None:
+def add_common_run_options(parser: argparse.ArgumentParser, default_jobs: str = "1") -> None:
     """Options shared by ``run``, ``tune`` and ``validate``."""
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda, cuda:N or auto (CUDA when available)")
@@ -19,7 +19,10 @@ def add_common_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", default=None,
                         help="folder for teachers, checkpoints and student weights "
                              "(default: $KDBENCH_STORE or ./kdbench-store)")
-    parser.add_argument("--jobs", type=int, default=1, help="cohorts trained in parallel")
+    parser.add_argument("--jobs", default=default_jobs,
+                        help="cohorts trained in parallel processes, or 'auto': one per CPU "
+                             "core on CPU (each with its share of the threads), 1 on CUDA "
+                             f"(default: {default_jobs})")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                         help="register the losses defined in a Python file (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -45,22 +48,39 @@ def add_parser(subparsers) -> None:
                         help="print the plan (runs, cohorts, already done, cost) and stop")
     parser.add_argument("--no-leaderboard", action="store_true",
                         help="do not write the leaderboard at the end")
-    add_common_run_options(parser)
+    add_common_run_options(parser, default_jobs="auto")
     parser.set_defaults(func=run_command)
 
 
-def run_options_from(args) -> "RunOptions":
+def run_options_from(args):
+    """The :class:`benchmark.runner.RunOptions` of the common options."""
+    import os
+
+    from benchmark.runner import DEFAULT_STORE, RunOptions
+
+    return RunOptions(device=args.device, data_dir=args.data_dir, download=args.download,
+                      store=args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE),
+                      tracking_uri=args.tracking_uri, jobs=parse_jobs(args.jobs, args.device),
+                      progress=not args.no_progress, plugins=list(args.plugin))
+
+
+def parse_jobs(value, device: str) -> int:
+    """``--jobs N`` or ``auto`` (CPU: one process per core; CUDA: one)."""
     import os
 
     from benchmark.errors import UserError
-    from benchmark.runner import DEFAULT_STORE, RunOptions
+    from benchmark.runner import resolve_device
 
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be at least 1, got {args.jobs}. Pass --jobs 1 or more.")
-    return RunOptions(device=args.device, data_dir=args.data_dir, download=args.download,
-                      store=args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE),
-                      tracking_uri=args.tracking_uri, jobs=args.jobs,
-                      progress=not args.no_progress, plugins=list(args.plugin))
+    if str(value) == "auto":
+        return 1 if resolve_device(device).type == "cuda" else max(1, os.cpu_count() or 1)
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise UserError(f"--jobs must be a whole number of at least 1 or 'auto', got "
+                        f"'{value}'. Pass e.g. --jobs 2 or --jobs auto.")
+    return jobs
 
 
 def load_plugins(paths: list[str]) -> None:

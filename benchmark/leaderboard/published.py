@@ -63,7 +63,7 @@ PUBLISHED_TABLES = (
 def read_reference(path: Path = REFERENCE_CSV) -> pd.DataFrame:
     """The reference CSV as text (blank cells stay blank), checked for the expected columns."""
     if not Path(path).exists():
-        raise user_error(f"The published-results reference CSV is missing", str(path),
+        raise user_error("The published-results reference CSV is missing", str(path),
                          "Pass --reference with the path of published_results.csv")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     if tuple(frame.columns) != REFERENCE_COLUMNS:

@@ -12,7 +12,6 @@ the scored split) and ``probe_train_acc`` as metrics. ``probe_key`` identifies t
 from __future__ import annotations
 
 import hashlib
-import time
 
 from benchmark.probe.settings import ProbeSettings
 from benchmark.probe.sources import ProbeSource
@@ -37,8 +36,7 @@ def finished_probe_runs(tracker, suite: str) -> dict[str, object]:
     exp_id = tracker.experiment_id(probe_suite(suite), create=False)
     if exp_id is None:
         return {}
-    with tracker._locked():
-        runs = tracker.client.search_runs([exp_id], max_results=50000)
+    runs = tracker.search(exp_id)
     done = {}
     for run in sorted(runs, key=lambda r: r.info.start_time or 0):
         if run.info.status == "FINISHED" and run.data.tags.get("probe_key"):
@@ -65,14 +63,7 @@ def probe_tags(source: ProbeSource, target: str, key: str, settings: ProbeSettin
 
 def start_probe_run(tracker, suite: str, tags: dict[str, str], params: dict[str, str]) -> str:
     """Create a RUNNING probe run with ``tags`` and ``params``; returns its id."""
-    from mlflow.entities import Param
-
-    exp_id = tracker.experiment_id(probe_suite(suite))
-    with tracker._locked():
-        run = tracker.client.create_run(exp_id, tags=tags, start_time=int(time.time() * 1000))
-        tracker.client.log_batch(run.info.run_id,
-                                 params=[Param(k, str(v)[:6000]) for k, v in params.items()])
-    return run.info.run_id
+    return tracker.create_run(tracker.experiment_id(probe_suite(suite)), tags, params)
 
 
 def finish_probe_run(tracker, run_id: str, metrics: dict[str, float]) -> None:
