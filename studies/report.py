@@ -31,5 +31,5 @@ def report_lines(reports, settings) -> list[str]:
     return lines
 
 
-def print_reports(reports, settings, stream=sys.stdout) -> None:
-    print("\n".join(report_lines(reports, settings)), file=stream)
+def print_reports(reports, settings, stream=None) -> None:
+    print("\n".join(report_lines(reports, settings)), file=stream or sys.stdout)
