@@ -40,17 +40,25 @@ seeds: [0]
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A folder with the suite, and the study teacher (3 epochs) already in the store."""
-    from benchmark.tracking import Tracker
+    """A folder with the suite, and the study teacher (3 epochs) already in the store.
+
+    Under pytest-xdist the workers share one folder of this session (every test uses its own
+    study names), so the teacher is trained once."""
+    from studies.mlflow_runs import open_tracker
+    from studies.storage import exclusive_lock
     from studies.teachers import ensure_teachers
 
-    root = tmp_path_factory.mktemp("tune")
-    (root / "tunetest.yaml").write_text(textwrap.dedent(SUITE))
-    suite = load_suite(str(root / "tunetest.yaml"))
-    targets = select_targets(suite, TargetFilter(losses=["sp"]), epochs=EPOCHS)
-    options = run_options(root)
-    assert ensure_teachers(targets, tuning_suite(suite), options,
-                           Tracker(options.tracking_uri)) == set()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = tmp_path_factory.getbasetemp().parent / "studies-tune"
+    else:
+        root = tmp_path_factory.mktemp("tune")
+    with exclusive_lock(root / "setup.lock"):
+        (root / "tunetest.yaml").write_text(textwrap.dedent(SUITE))
+        suite = load_suite(str(root / "tunetest.yaml"))
+        targets = select_targets(suite, TargetFilter(losses=["sp"]), epochs=EPOCHS)
+        options = run_options(root)
+        assert ensure_teachers(targets, tuning_suite(suite), options,
+                               open_tracker(options.tracking_uri)) == set()
     return root
 
 
@@ -183,18 +191,38 @@ def test_pruner_stops_trials_early(workdir):
                 and r.data.tags["kdbench.role"] == "trial"]
     assert {(r.info.status, r.data.tags["trial_state"]) for r in children} == {("KILLED",
                                                                                 "pruned")}
-    assert not list((workdir / "store" / "checkpoints").glob("*.pt"))
+    from studies.space import apply_params, search_space
+
+    for trial in study.trials:  # a told trial leaves no checkpoint behind
+        spec = apply_params(targets[0].base, search_space(["kd"]), trial.params)
+        assert not (workdir / "store" / "checkpoints" / f"{spec.config_hash}.pt").exists()
 
 
-def test_two_processes_on_one_storage_complete_exactly_n_trials(workdir):
+def test_two_processes_on_one_storage_complete_exactly_n_trials(workdir, capsys):
     storage = f"sqlite:///{workdir}/shared.db"
-    procs = [spawn(workdir, cli_args(workdir, storage, "shared", 4)) for _ in range(2)]
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outputs
+    other = spawn(workdir, cli_args(workdir, storage, "shared", 4))  # a second process ...
+    _wait_for_first_trial(other, storage, "shared")
+    assert main(cli_args(workdir, storage, "shared", 4)) == 0  # ... and this one, together
+    output = other.communicate(timeout=300)[0]
+    assert other.returncode == 0, output
     study = optuna.load_study(study_name="shared", storage=storage)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 4
     owners = {t.user_attrs["kdbench.owner"] for t in study.trials}
-    assert owners <= {f"{os.uname().nodename}:{p.pid}" for p in procs}
+    assert owners == {f"{os.uname().nodename}:{pid}" for pid in (other.pid, os.getpid())}
+
+
+def _wait_for_first_trial(proc: subprocess.Popen, storage: str, name: str) -> None:
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stdout.read()
+        try:
+            if optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False):
+                return
+        except KeyError:  # the study does not exist yet
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the other process never asked a trial")
 
 
 def test_killed_study_continues_on_restart(workdir, capsys):
