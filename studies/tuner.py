@@ -92,12 +92,9 @@ def optimize_study(target: TuneTarget, settings: TuneSettings, options: RunOptio
                    name: str) -> int:
     """Ask, train and tell cohorts of trials until the study's budget is used; returns how many
     trials this process trained."""
-    from benchmark.runner import resolve_device
-    from studies.mlflow_runs import open_tracker
-    from benchmark.engine import RunEnv
     from studies.cohort_trials import CohortObjective, TrialWork
     from studies.heartbeat import Heartbeat
-    from studies.mlflow_runs import StudyRuns
+    from studies.mlflow_runs import StudyRuns, open_tracker
     from studies.slots import ask_trials
     from studies.space import apply_params, distributions, search_space
     from studies.storage import storage_url, study_lock
@@ -105,23 +102,19 @@ def optimize_study(target: TuneTarget, settings: TuneSettings, options: RunOptio
     study = open_study(target, settings, name)
     lock = functools.partial(study_lock, settings.storage)
     space = search_space(target.terms, settings.space, target.pinned)
-    tracker = open_tracker(options.tracking_uri)
-    runs = StudyRuns(tracker, study, target, storage_url(settings.storage))
+    runs = StudyRuns(open_tracker(options.tracking_uri), study, target,
+                     storage_url(settings.storage))
     runs.open_parent(lock())
-    env = RunEnv(device=resolve_device(options.device), store=Path(options.store),
-                 data_dir=Path(options.data_dir) if options.data_dir else None,
-                 download=options.download, tracker=tracker, suite=runs.experiment,
-                 progress=options.progress, eval_splits=("val",))
     trained = 0
     with Heartbeat(settings.heartbeat_s) as heartbeat:
-        objective = CohortObjective(study, env, runs, heartbeat)
+        objective = CohortObjective(study, _trial_env(options, runs), runs, heartbeat)
         while True:
             trials, stale = ask_trials(study, settings.trials, settings.cohort_size,
                                        distributions(space), lock(), settings.grace_s)
             for frozen in stale:
                 runs.close_stale(frozen)
             if not trials:
-                break
+                return trained
             works = [TrialWork(t, apply_params(target.base, space, t.params)) for t in trials]
             for work in works:
                 heartbeat.add(work.trial)
@@ -130,7 +123,17 @@ def optimize_study(target: TuneTarget, settings: TuneSettings, options: RunOptio
                 outcomes = objective(group)
                 trained += len(outcomes)
                 _print_outcomes(name, outcomes)
-    return trained
+
+
+def _trial_env(options: RunOptions, runs):
+    """The engine environment of a study's trials: validation split only, never the test set."""
+    from benchmark.engine import RunEnv
+    from benchmark.runner import resolve_device
+
+    return RunEnv(device=resolve_device(options.device), store=Path(options.store),
+                  data_dir=Path(options.data_dir) if options.data_dir else None,
+                  download=options.download, tracker=runs.tracker, suite=runs.experiment,
+                  progress=options.progress, eval_splits=("val",))
 
 
 def _unique_hash_groups(works: list) -> list[list]:
