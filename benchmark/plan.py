@@ -185,17 +185,18 @@ def _loss_configs(suite: SuiteConfig) -> list[LossConfig]:
 
 
 def _resolve_weight(term: str, weight, *, suite: SuiteConfig, dataset: str, teacher: str,
-                    student: str) -> float:
+                    student: str, label: str) -> tuple[float, dict[str, Any]]:
+    """The number a term's weight stands for, and tuned hyperparameters that come with it."""
     from losses import loss_class
 
     if weight == "default":
-        return float(loss_class(term).default_weight)
+        return float(loss_class(term).default_weight), {}
     if weight == "tuned":
-        from benchmark.tuned import lookup_tuned_weight
+        from benchmark.tuned import lookup_tuned
 
-        return lookup_tuned_weight(suite.tuned_weights, dataset=dataset, teacher=teacher,
-                                   student=student, loss=term)
-    return float(weight)
+        return lookup_tuned(suite.tuned_weights, dataset=dataset, teacher=teacher,
+                            student=student, label=label, term=term)
+    return float(weight), {}
 
 
 def _freeze_hparams(*layers: dict[str, dict[str, Any]], terms: Iterable[str]) -> tuple:
@@ -218,11 +219,13 @@ def expand_suite(suite: SuiteConfig, options: PlanOptions | None = None) -> list
                 suite.seeds if same_family or not suite.cross_family_seeds
                 else suite.cross_family_seeds)
             for loss in _loss_configs(suite):
-                terms = tuple(sorted(
-                    (term, _resolve_weight(term, weight, suite=suite, dataset=dataset,
-                                           teacher=pair.teacher, student=pair.student))
-                    for term, weight in loss.terms.items()))
-                hparams = _freeze_hparams(suite.hparams, loss.hparams,
+                resolved = {term: _resolve_weight(term, weight, suite=suite, dataset=dataset,
+                                                  teacher=pair.teacher, student=pair.student,
+                                                  label=loss.label)
+                            for term, weight in loss.terms.items()}
+                terms = tuple(sorted((term, w) for term, (w, _) in resolved.items()))
+                tuned = {term: extra for term, (_, extra) in resolved.items() if extra}
+                hparams = _freeze_hparams(suite.hparams, tuned, loss.hparams,
                                           terms=[t for t, _ in terms])
                 for seed in seeds:
                     spec = RunSpec(suite=suite.name, role="student", dataset=dataset,

@@ -53,8 +53,10 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri or default_tracking_uri()
-        self.client = MlflowClient(tracking_uri=self.uri)
         self._lock_path = self._sqlite_lock_path(self.uri)
+        with self._locked():  # a new SQLite store creates its tables: one process at a time
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)
 
     @staticmethod
     def _sqlite_lock_path(uri: str) -> Optional[Path]:

@@ -58,15 +58,37 @@ def write_tuned_weight(entry: dict[str, Any], path: Optional[str | Path] = None)
     return path
 
 
+def lookup_tuned(path: Optional[str | Path], *, dataset: str, teacher: str, student: str,
+                 label: str, term: str) -> tuple[float, dict[str, Any]]:
+    """The tuned weight of ``term`` in the row ``label`` and the term's tuned hyperparameters
+    (from ``--space full``), or a :class:`UserError` saying how to get them.
+
+    An entry tuned for the same label wins (``sp+kd`` tunes its ``sp`` term in the ``sp+kd``
+    setting); otherwise an entry tuned for the term on its own (``loss: sp``) is used.
+    """
+    path = Path(path or DEFAULT_TUNED_WEIGHTS)
+    pair = (dataset, teacher, student)
+    entries = [e for e in read_tuned_weights(path)
+               if (e.get("dataset"), e.get("teacher"), e.get("student")) == pair]
+    for wanted in (label, term):
+        for entry in entries:
+            if entry.get("loss") != wanted:
+                continue
+            weights = entry.get("weights") or {entry.get("term", entry["loss"]): entry["weight"]}
+            if term in weights:
+                prefix = f"{term}."
+                hparams = {k[len(prefix):]: v for k, v in (entry.get("params") or {}).items()
+                           if k.startswith(prefix)}
+                return float(weights[term]), hparams
+    raise UserError(
+        f"The suite asks for 'weight: tuned' for term '{term}' of loss '{label}' on {dataset} "
+        f"{teacher} -> {student}, but {path} has no such entry. Run `kdbench tune --dataset "
+        f"{dataset} --teacher {teacher} --student {student} --loss {label}` first, or give a "
+        "number.")
+
+
 def lookup_tuned_weight(path: Optional[str | Path], *, dataset: str, teacher: str, student: str,
                         loss: str) -> float:
-    """The tuned weight for one loss term, or a :class:`UserError` saying how to get one."""
-    path = Path(path or DEFAULT_TUNED_WEIGHTS)
-    for entry in read_tuned_weights(path):
-        if (entry.get("dataset"), entry.get("teacher"), entry.get("student"),
-                entry.get("loss")) == (dataset, teacher, student, loss):
-            return float(entry["weight"])
-    raise UserError(
-        f"The suite asks for 'weight: tuned' for loss '{loss}' on {dataset} {teacher} -> "
-        f"{student}, but {path} has no such entry. Run `kdbench tune --dataset {dataset} "
-        f"--teacher {teacher} --student {student} --loss {loss}` first, or give a number.")
+    """The tuned weight of the single-method row ``loss`` (see :func:`lookup_tuned`)."""
+    return lookup_tuned(path, dataset=dataset, teacher=teacher, student=student, label=loss,
+                        term=loss)[0]
