@@ -23,17 +23,11 @@ MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
 
 
 def open_tracker(tracking_uri=None):
-    """A :class:`benchmark.tracking.Tracker` created under its store's lock: opening a fresh
-    SQLite store creates its tables, and two processes doing that at once collide."""
-    from benchmark.tracking import Tracker, default_tracking_uri
-    from studies.storage import exclusive_lock
+    """A :class:`benchmark.tracking.Tracker` (it opens a fresh SQLite store under the store's
+    lock, so processes starting together do not collide creating its tables)."""
+    from benchmark.tracking import Tracker
 
-    uri = tracking_uri or default_tracking_uri()
-    lock = Tracker._sqlite_lock_path(uri)
-    if lock is None:
-        return Tracker(uri)
-    with exclusive_lock(lock):
-        return Tracker(uri)
+    return Tracker(tracking_uri)
 
 
 def tune_experiment(suite: str) -> str:
