@@ -188,12 +188,17 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     victim.mkdir()
     proc = subprocess.Popen(base + cli(victim, "run", str(suite_a), "--epochs", epochs),
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from benchmark.config import load_suite
+    from benchmark.plan import PlanOptions, expand_suite
+
+    students = {r.config_hash for r in expand_suite(load_suite(str(suite_a)),
+                                                    PlanOptions(epochs=int(epochs)))}
     checkpoints = victim / "store" / "checkpoints"
-    teachers = victim / "store" / "teachers"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        # Kill while the students train (CRD's memory banks are part of what must resume).
-        if any(teachers.glob("*/*.json")) and any(checkpoints.glob("*.pt")):
+        # Kill while the students train (CRD's memory banks are part of what must resume):
+        # once a student has written its first epoch checkpoint.
+        if any(p.stem in students for p in checkpoints.glob("*.pt")):
             time.sleep(0.05)  # into the next epoch
             break
         time.sleep(0.01)
