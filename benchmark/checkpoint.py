@@ -47,3 +47,21 @@ def load_checkpoint(path: Path, map_location=None) -> Optional[dict[str, Any]]:
 
 def remove_checkpoint(path: Path) -> None:
     Path(path).unlink(missing_ok=True)
+
+
+def save_stamped(path: Path, stamp: str, tensors: dict[str, Any]) -> None:
+    """An atomic cache entry: ``tensors`` plus the ``stamp`` of the inputs they came from."""
+    save_checkpoint(path, {"fingerprint": stamp, **tensors})
+
+
+def load_stamped(path: Path, stamp: str) -> Optional[dict[str, Any]]:
+    """The cache entry at ``path`` if it exists, loads and carries ``stamp``; else None (a
+    damaged or stale entry is rebuilt by the caller, never fatal)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    return entry if isinstance(entry, dict) and entry.get("fingerprint") == stamp else None

@@ -10,13 +10,10 @@ file + ``os.replace``), so an interrupted run never leaves a half-written cache.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Callable, Iterable
 
-import torch
 
 from benchmark.data.types import ArrayData
 
@@ -54,31 +51,22 @@ def cached_arrays(data_dir: Path, key: str, sources: Iterable[Path],
 
 def _read(path: Path, stamp: str) -> ArrayData | None:
     """The cached split at ``path``, or None when absent, stale or unreadable."""
-    if not path.is_file():
-        return None
+    from benchmark.checkpoint import load_stamped
+
+    entry = load_stamped(path, stamp)
     try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
-        if entry.get("fingerprint") != stamp:
-            return None
-        return ArrayData(entry["images"], entry["labels"])
-    except Exception:  # a damaged cache is rebuilt, never fatal
+        return None if entry is None else ArrayData(entry["images"], entry["labels"])
+    except (KeyError, ValueError):  # a damaged cache is rebuilt, never fatal
         return None
 
 
 def _write(path: Path, stamp: str, data: ArrayData) -> None:
     """Save atomically; a read-only data directory only costs the cache, with a warning."""
-    entry = {"fingerprint": stamp, "images": data.images.contiguous(),
-             "labels": data.labels.contiguous()}
+    from benchmark.checkpoint import save_stamped
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(handle)
-        try:
-            torch.save(entry, tmp_name)
-            os.replace(tmp_name, path)
-        finally:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
+        save_stamped(path, stamp, {"images": data.images.contiguous(),
+                                   "labels": data.labels.contiguous()})
     except OSError as err:
         warnings.warn(f"kdbench: could not write the data cache {path} ({err}); "
                       f"the data set will be decoded again next time", stacklevel=2)

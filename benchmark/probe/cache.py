@@ -11,7 +11,6 @@ foreign entry is recomputed, never trusted. Writes are atomic (temporary file + 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from benchmark.checkpoint import atomic_write_bytes
+from benchmark.checkpoint import load_stamped, save_stamped
 
 CACHE_FOLDER = "embeddings"
 # Bump when what is extracted changes (tap, dtype, preprocessing), so old entries are rebuilt.
@@ -74,22 +73,16 @@ def cached_embeddings(path: Path, stamp: str, compute: Callable[[], Embeddings]
 
 def read_entry(path: Path, stamp: str) -> Embeddings | None:
     """The entry at ``path`` if it exists, loads and carries ``stamp``; else None."""
-    if not path.is_file():
-        return None
+    entry = load_stamped(path, stamp)
     try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
-        if entry.get("fingerprint") != stamp:
-            return None
-        return Embeddings(entry["train"], entry["train_labels"], entry["test"],
-                          entry["test_labels"])
-    except Exception:  # a damaged entry is recomputed, never fatal
+        return None if entry is None else Embeddings(
+            entry["train"], entry["train_labels"], entry["test"], entry["test_labels"])
+    except KeyError:  # a damaged entry is recomputed, never fatal
         return None
 
 
 def write_entry(path: Path, stamp: str, embeddings: Embeddings) -> None:
-    buffer = io.BytesIO()
-    torch.save({"fingerprint": stamp, "train": embeddings.train.contiguous(),
-                "train_labels": embeddings.train_labels.contiguous(),
-                "test": embeddings.test.contiguous(),
-                "test_labels": embeddings.test_labels.contiguous()}, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    save_stamped(path, stamp, {"train": embeddings.train.contiguous(),
+                               "train_labels": embeddings.train_labels.contiguous(),
+                               "test": embeddings.test.contiguous(),
+                               "test_labels": embeddings.test_labels.contiguous()})
