@@ -156,7 +156,12 @@ def test_nan_run_fails_while_others_finish(tmp_path, capsys):
                      .replace("losses: [student, sp]",
                               "losses:\n  - student\n  - sp\n"
                               "  - {label: broken, terms: {ce: 1, nan_after: 1}}"))
-    code = main(cli(tmp_path, "run", str(suite), "--epochs", "2", "--plugin", str(plugin)))
+    from losses.registry import unregister_loss
+
+    try:
+        code = main(cli(tmp_path, "run", str(suite), "--epochs", "2", "--plugin", str(plugin)))
+    finally:  # the plugin's loss must not leak into other tests run by this worker
+        unregister_loss("nan_after")
     out = capsys.readouterr().out
     assert code == 1
     assert "FAILED student digits_cnn_small broken seed 0: NonFiniteLoss" in out

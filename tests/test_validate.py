@@ -17,6 +17,17 @@ def test_validate_example_plugin_prints_verdict(tmp_path, capsys):
     args = ["validate", str(PLUGIN), "--suite", "digits", "--epochs", "1", "--seeds", "0", "1",
             "--only", "student=digits_cnn_small", "--store", str(tmp_path / "store"),
             "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--no-progress"]
+    from losses.plugins import _LOADED
+    from losses.registry import unregister_loss
+
+    try:
+        _check_validation(args, capsys)
+    finally:  # the plugin's loss must not leak into other tests run by this worker
+        unregister_loss("cosine_sp")
+        _LOADED.clear()
+
+
+def _check_validation(args, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Validating 'cosine_sp' against sp on suite 'digits': 4 runs, 0 already" in out
