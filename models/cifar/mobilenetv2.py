@@ -10,10 +10,11 @@ Taps follow the published feature list: ``stem`` = ``conv1``; ``stage1..4`` = ``
 
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
+
+from models.cifar.init import published_init
 
 from models.registry import register_model
 from models.taps import standard_taps
@@ -83,21 +84,7 @@ class CifarMobileNetV2(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
         self.classifier = nn.Sequential(nn.Linear(self.last_channel, num_classes))
-        self._initialize_weights()
-
-    def _initialize_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_out = module.kernel_size[0] * module.kernel_size[1] * module.out_channels
-                module.weight.data.normal_(0, math.sqrt(2.0 / fan_out))
-                if module.bias is not None:
-                    module.bias.data.zero_()
-            elif isinstance(module, nn.BatchNorm2d):
-                module.weight.data.fill_(1)
-                module.bias.data.zero_()
-            elif isinstance(module, nn.Linear):
-                module.weight.data.normal_(0, 0.01)
-                module.bias.data.zero_()
+        published_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.conv1(x)
