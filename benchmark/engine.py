@@ -6,10 +6,11 @@ each batch is augmented once and the teacher's forward runs once (eval mode, und
 model, loss terms, optimizer, schedule and RNG state, so a cohort's results are identical to
 training each student alone. Teacher-training runs are cohorts without a teacher.
 
-After every epoch each member logs its metrics and writes an atomic checkpoint (model,
-optimizer, scheduler, loss state such as CRD's memory banks, RNG state, metric history); a
-restarted cohort resumes each member from its checkpoint and reproduces the uninterrupted run
-exactly, because the data stream of epoch e depends only on (seed, e).
+After every epoch each member writes an atomic checkpoint (model, optimizer, scheduler, loss
+state such as CRD's memory banks, RNG state, metric history), then logs the epoch's metrics; a
+restarted cohort resumes each member from its checkpoint, logs the checkpointed epoch if the
+process died before logging it (so every epoch is in MLflow exactly once), and reproduces the
+uninterrupted run exactly, because the data stream of epoch e depends only on (seed, e).
 """
 
 from __future__ import annotations
@@ -349,7 +350,8 @@ class Cohort:
     def run(self) -> list[RunResult]:
         """Train every member to the recipe's last epoch; returns one result per spec."""
         for member in self.members:
-            member.try_resume()
+            if member.try_resume():
+                self._log_checkpointed_epoch(member)
         train_loader, eval_loaders = self._loaders()
         epochs = self.recipe.epochs
         start = min((m.epoch for m in self.members), default=epochs)
@@ -367,6 +369,15 @@ class Cohort:
             bar.update(1)
         bar.close()
         return self.failed + [self._result(m) for m in self.members]
+
+    def _log_checkpointed_epoch(self, member: Member) -> None:
+        """Log the resumed checkpoint's epoch if the process died between saving and logging it
+        (each epoch is logged exactly once: never lost, never twice)."""
+        tracker = self.env.tracker
+        if tracker is None or not member.run_id or not member.history:
+            return
+        if not tracker.has_metric_step(member.run_id, "train_acc", member.epoch):
+            tracker.log_metrics(member.run_id, member.history[-1], step=member.epoch)
 
     def _train_epoch(self, epoch: int, active: list[Member], loader) -> float:
         loader.set_epoch(epoch)
@@ -402,9 +413,9 @@ class Cohort:
         except Exception as err:
             member.failed = _reason(err)
             return
+        member.save()  # checkpoint first: a kill before the log is repaired on resume
         if self.env.tracker is not None and member.run_id:
             self.env.tracker.log_metrics(member.run_id, metrics, step=member.epoch)
-        member.save()
         if self.on_epoch is not None and self.on_epoch(member, metrics) == "prune":
             member.pruned = True
 

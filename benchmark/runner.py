@@ -3,17 +3,17 @@
 It skips runs already FINISHED in MLflow (matched by config hash), trains missing teachers
 first, resumes interrupted runs from their epoch checkpoints, keeps going past a failed run
 (NaN/inf loss or an exception: that run is FAILED in MLflow with the reason) and reports a summary
-at the end. ``jobs > 1`` runs cohorts in parallel processes.
+at the end. Cohorts run on an executor (:mod:`benchmark.executors`): this process, ``jobs``
+local processes, or Ray tasks on a cluster; the runs and their config hashes are the same on each.
 """
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import torch
 
@@ -37,6 +37,9 @@ class RunOptions:
     jobs: int = 1
     progress: bool = True
     plugins: list[str] = field(default_factory=list)
+    executor: str = "local"
+    address: Optional[str] = None
+    max_retries: int = 3
 
 
 @dataclass
@@ -160,16 +163,12 @@ def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
     """Train one cohort and record it in MLflow (the unit of work of ``--jobs``)."""
     from benchmark.checkpoint import remove_checkpoint
     from benchmark.engine import _reason
-    import multiprocessing
-
     from benchmark.tracking import Tracker
+    from losses.plugins import load_plugins
 
     if threads:
         torch.set_num_threads(threads)
-    if multiprocessing.parent_process() is not None:  # a --jobs worker: register plugins here too
-        from benchmark.commands.run import load_plugins
-
-        load_plugins(options.plugins)
+    load_plugins(options.plugins)  # a worker process or Ray task registers the plugins too
     device = resolve_device(options.device)
     tracker = Tracker(options.tracking_uri)
     run_ids = _assign_run_ids(tracker, suite, specs, str(device))
@@ -217,42 +216,84 @@ def record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
         tracker.finish(run_id, "FINISHED")
 
 
-def _dispatch(batches: list[list[RunSpec]], suite: str, options: RunOptions,
+def _dispatch(batches: list[list[RunSpec]], suite: str, options: RunOptions, executor,
               label: str) -> list[RunResult]:
+    """Train each batch (a cohort, or one teacher) on the executor, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    from benchmark.executors import LostCall
+
     results: list[RunResult] = []
     if not batches:
         return results
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=sum(len(b) for b in batches), desc=label, unit="run",
                disable=not options.progress, dynamic_ncols=True)
-    jobs = min(options.jobs, len(batches))
-    if jobs <= 1:
-        for specs in batches:
-            results += run_cohort_job(specs, suite, options)
-            bar.update(len(specs))
-    else:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        child = RunOptions(**{**options.__dict__, "progress": False})
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(run_cohort_job, specs, suite, child, threads): specs
-                       for specs in batches}
-            for future in as_completed(futures):
-                results += future.result()
-                bar.update(len(futures[future]))
+    child = RunOptions(**{**options.__dict__, "progress": options.progress
+                          and executor.slots() == 1 and executor.name == "local"})
+    calls = [(specs, suite, child) for specs in batches]
+    for index, outcome in executor.map_unordered(run_cohort_job, calls):
+        if isinstance(outcome, LostCall):
+            outcome = _lost_cohort(batches[index], suite, options, outcome.reason)
+        results += outcome
+        bar.update(len(batches[index]))
+        bar.set_postfix(failed=sum(r.status != "FINISHED" for r in results))
     bar.close()
     return results
+
+
+def _lost_cohort(specs: list[RunSpec], suite: str, options: RunOptions,
+                 reason: str) -> list[RunResult]:
+    """A cohort whose task never came back: its runs are KILLED in MLflow (a rerun resumes them
+    from their checkpoints) and FAILED in this run's summary."""
+    from benchmark.tracking import Tracker
+
+    tracker = Tracker(options.tracking_uri)
+    existing = tracker.runs_by_hash(suite)
+    results = []
+    for spec in specs:
+        run_id = None
+        for run in existing.get(spec.config_hash, []):
+            if run.info.status == "RUNNING":
+                run_id = run.info.run_id
+                tracker.finish(run_id, "KILLED", reason=reason)
+        results.append(RunResult(spec, "FAILED", reason=reason, run_id=run_id))
+    return results
+
+
+def for_executor(options: RunOptions) -> RunOptions:
+    """The options as the executor's workers need them: on Ray every local path is absolute."""
+    if options.executor != "ray":
+        return options
+    from benchmark.executors.ray_cluster import shareable_options
+
+    return shareable_options(options)
+
+
+@contextlib.contextmanager
+def open_executor(options: RunOptions) -> Iterator:
+    """The executor ``options`` names, connected for the block."""
+    from benchmark.executors import make_executor
+
+    with make_executor(options) as executor:
+        if executor.name == "ray":
+            from benchmark.executors.ray_cluster import warn_if_node_local
+
+            warn_if_node_local(options.tracking_uri or "", executor.nodes())
+        yield executor
 
 
 def execute(plan: Plan, options: RunOptions, tracker) -> Outcome:
     """Train the plan's teachers, then its cohorts; never raises for a failed run."""
     check_datasets(plan, options)
+    options = for_executor(options)
+    with open_executor(options) as executor:
+        return _execute_on(plan, options, tracker, executor)
+
+
+def _execute_on(plan: Plan, options: RunOptions, tracker, executor) -> Outcome:
     suite = plan.suite.name
     teachers = [t.model_copy(update={"suite": suite}) for t in plan.teachers_to_train]
-    results = _dispatch([[t] for t in teachers], suite, options, "teachers")
+    results = _dispatch([[t] for t in teachers], suite, options, executor, "teachers")
     failed_teachers = {r.spec.config_hash for r in results if r.status != "FINISHED"}
     record_stored_teachers(plan, options, tracker)
     runnable, blocked = [], []
@@ -262,7 +303,7 @@ def execute(plan: Plan, options: RunOptions, tracker) -> Outcome:
     for cohort in blocked:
         results += [RunResult(s, "FAILED", reason="its teacher failed to train")
                     for s in cohort.runs]
-    results += _dispatch([c.runs for c in runnable], suite, options, "runs")
+    results += _dispatch([c.runs for c in runnable], suite, options, executor, "runs")
     return Outcome(plan, results)
 
 

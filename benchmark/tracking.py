@@ -136,6 +136,12 @@ class Tracker:
         with self._locked():
             self.client.log_batch(run_id, metrics=batch)
 
+    def has_metric_step(self, run_id: str, key: str, step: int) -> bool:
+        """Whether metric ``key`` of the run has a value logged at ``step``."""
+        with self._locked():
+            history = self.client.get_metric_history(run_id, key)
+        return any(m.step == step for m in history)
+
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         from mlflow.entities import RunTag
 

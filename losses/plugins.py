@@ -75,6 +75,20 @@ def load_entry_point_plugins() -> list[str]:
     return registered
 
 
+def load_plugins(specs: list[str]) -> None:
+    """The installed entry-point plugins plus each ``file.py[:Class]`` in ``specs``, each once per
+    process (the CLI, every ``--jobs`` worker process and every Ray task call this)."""
+    load_entry_point_plugins()
+    for spec in specs:
+        load_plugin(spec, if_needed=True)
+
+
+def absolute_spec(spec: str) -> str:
+    """The plugin spec with its file path made absolute (for processes in other directories)."""
+    path, class_name = _split_spec(spec)
+    return f"{path}:{class_name}" if class_name else str(path)
+
+
 def _split_spec(spec: str) -> tuple[Path, str | None]:
     path_text, sep, class_name = spec.rpartition(":")
     if sep and path_text.endswith(".py") and class_name.isidentifier():

@@ -184,11 +184,9 @@ def work_on_targets(named: list[tuple[TuneTarget, str]], settings: TuneSettings,
     if threads:
         torch.set_num_threads(threads)
     _quiet_optuna()
-    if options.plugins:
-        from losses.plugins import load_plugin
+    from losses.plugins import load_plugins
 
-        for plugin in options.plugins:
-            load_plugin(plugin, if_needed=True)
+    load_plugins(options.plugins)
     return {name: optimize_study(target, settings, options, name) for target, name in named}
 
 

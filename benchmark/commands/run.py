@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 
 
-def add_common_run_options(parser: argparse.ArgumentParser, default_jobs: str = "1") -> None:
-    """Options shared by ``run``, ``tune`` and ``validate``."""
+def add_common_run_options(parser: argparse.ArgumentParser, default_jobs: str = "1",
+                           executors: bool = True) -> None:
+    """Options shared by ``run``, ``tune``, ``validate`` (and, without executors, ``teachers``)."""
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda, cuda:N or auto (CUDA when available)")
     parser.add_argument("--data-dir", default=None,
@@ -20,12 +21,28 @@ def add_common_run_options(parser: argparse.ArgumentParser, default_jobs: str = 
                         help="folder for teachers, checkpoints and student weights "
                              "(default: $KDBENCH_STORE or ./kdbench-store)")
     parser.add_argument("--jobs", default=default_jobs,
-                        help="cohorts trained in parallel processes, or 'auto': one per CPU "
-                             "core on CPU (each with its share of the threads), 1 on CUDA "
+                        help="local executor: cohorts trained in parallel processes, or 'auto': "
+                             "one per CPU core on CPU (each with its share of the threads), 1 on "
+                             "CUDA; ray executor: tuning workers, 'auto' = the cluster's slots "
                              f"(default: {default_jobs})")
+    if executors:
+        add_executor_options(parser)
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE.py",
                         help="register the losses defined in a Python file (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """``--executor local|ray``, ``--address`` and ``--max-retries``."""
+    parser.add_argument("--executor", choices=["local", "ray"], default="local",
+                        help="where cohorts train: 'local' processes on this machine (default) "
+                             "or 'ray' tasks on a Ray cluster (README: Running on a cluster)")
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster address HOST:PORT for --executor ray (default: "
+                             "$RAY_ADDRESS, else a Ray instance started on this machine)")
+    parser.add_argument("--max-retries", type=int, default=3,
+                        help="--executor ray: times a task lost with its node is retried; it "
+                             "resumes from its checkpoint (default 3)")
 
 
 def add_parser(subparsers) -> None:
@@ -58,20 +75,44 @@ def run_options_from(args):
 
     from benchmark.runner import DEFAULT_STORE, RunOptions
 
-    return RunOptions(device=args.device, data_dir=args.data_dir, download=args.download,
-                      store=args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE),
-                      tracking_uri=args.tracking_uri, jobs=parse_jobs(args.jobs, args.device),
-                      progress=not args.no_progress, plugins=list(args.plugin))
+    executor = getattr(args, "executor", "local")
+    if executor == "ray" and getattr(args, "max_retries", 0) < 0:
+        from benchmark.errors import UserError
+
+        raise UserError(f"--max-retries must be 0 or more, got {args.max_retries}. Pass e.g. "
+                        "--max-retries 3.")
+    options = RunOptions(device=args.device, data_dir=args.data_dir, download=args.download,
+                         store=args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE),
+                         tracking_uri=args.tracking_uri,
+                         jobs=parse_jobs(args.jobs, args.device, executor),
+                         progress=not args.no_progress, plugins=list(args.plugin),
+                         executor=executor, address=getattr(args, "address", None),
+                         max_retries=getattr(args, "max_retries", 3))
+    return options
 
 
-def parse_jobs(value, device: str) -> int:
-    """``--jobs N`` or ``auto`` (CPU: one process per core; CUDA: one)."""
+def check_device(options) -> None:
+    """Fail early on ``--device cuda`` without CUDA, on this machine (the local executor); a Ray
+    cluster's GPUs are checked when the executor connects."""
+    from benchmark.runner import resolve_device
+
+    if options.executor == "local":
+        resolve_device(options.device)
+
+
+def parse_jobs(value, device: str, executor: str = "local") -> int:
+    """``--jobs N`` or ``auto`` (CPU: one process per core; CUDA: one; Ray: 0, meaning as many
+    as the cluster has slots). No value: 1 locally, ``auto`` on Ray."""
     import os
 
     from benchmark.errors import UserError
     from benchmark.runner import resolve_device
 
+    if value is None:
+        value = "auto" if executor == "ray" else "1"
     if str(value) == "auto":
+        if executor == "ray":
+            return 0
         return 1 if resolve_device(device).type == "cuda" else max(1, os.cpu_count() or 1)
     try:
         jobs = int(value)
@@ -83,24 +124,17 @@ def parse_jobs(value, device: str) -> int:
     return jobs
 
 
-def load_plugins(paths: list[str]) -> None:
-    from losses.plugins import load_entry_point_plugins, load_plugin
-
-    load_entry_point_plugins()
-    for path in paths:
-        load_plugin(path)
-
-
 def run_command(args) -> int:
     from benchmark.config import load_suite
     from benchmark.plan import PlanOptions, parse_only
-    from benchmark.runner import describe_plan, execute, make_plan, print_summary, resolve_device
+    from benchmark.runner import describe_plan, execute, make_plan, print_summary
     from benchmark.tracking import Tracker
+    from losses.plugins import load_plugins
 
     options = run_options_from(args)
     load_plugins(options.plugins)
     suite = load_suite(args.suite)
-    resolve_device(options.device)
+    check_device(options)
     plan_options = PlanOptions(seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
                                only=parse_only(args.only), amp=args.amp,
                                channels_last=args.channels_last)

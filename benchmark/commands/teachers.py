@@ -21,7 +21,7 @@ def add_parser(subparsers) -> None:
 
     train = actions.add_parser("train", help="train a teacher (CE only) into the store")
     _teacher_key_options(train)
-    add_common_run_options(train)
+    add_common_run_options(train, executors=False)
     train.set_defaults(func=train_command)
 
     imp = actions.add_parser("import", help="import a published CRD-code checkpoint")

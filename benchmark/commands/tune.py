@@ -48,21 +48,21 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--stale-after", type=float, default=300.0,
                         help="seconds without heartbeat after which another machine's running "
                              "trial counts as dead and is retried (default 300)")
-    add_common_run_options(parser)
+    add_common_run_options(parser, default_jobs=None)
     parser.set_defaults(func=tune_command)
 
 
 def tune_command(args: argparse.Namespace) -> int:
-    from benchmark.commands.run import load_plugins, run_options_from
+    from benchmark.commands.run import check_device, run_options_from
+    from losses.plugins import load_plugins
     from benchmark.config import load_suite
-    from benchmark.runner import resolve_device
     from studies.report import print_reports
     from studies.targets import TargetFilter, select_targets
     from studies.tuner import TuneSettings, tune
 
     options = run_options_from(args)
     load_plugins(options.plugins)
-    resolve_device(options.device)
+    check_device(options)
     suite = load_suite(args.suite)
     selection = TargetFilter(datasets=_names(args.dataset), teachers=_names(args.teacher),
                              students=_names(args.student), losses=_names(args.loss))

@@ -25,9 +25,10 @@ def add_parser(subparsers) -> None:
 
 def _passthrough(args) -> list[str]:
     """The common options, for the ``kdbench tune`` that validation runs first."""
-    out = ["--device", args.device, "--jobs", str(args.jobs)]
+    out = ["--device", args.device, "--jobs", str(args.jobs), "--executor", args.executor,
+           "--max-retries", str(args.max_retries)]
     for flag, value in (("--data-dir", args.data_dir), ("--tracking-uri", args.tracking_uri),
-                        ("--store", args.store)):
+                        ("--store", args.store), ("--address", args.address)):
         if value:
             out += [flag, value]
     for plugin in [args.loss_file, *args.plugin]:
@@ -38,17 +39,18 @@ def _passthrough(args) -> list[str]:
 
 
 def validate_command(args) -> int:
-    from benchmark.commands.run import load_plugins, run_options_from
+    from benchmark.commands.run import run_options_from
     from benchmark.config import load_suite
     from benchmark.errors import UserError
     from benchmark.runner import execute, make_plan, print_summary
     from benchmark.tracking import Tracker
     from benchmark.validate import (BASELINE, plan_options, tune_both, validation_suite,
                                     verdicts)
-    from losses.plugins import load_plugin
+    from losses.plugins import load_plugin, load_plugins
 
     options = run_options_from(args)
     names = load_plugin(args.loss_file, if_needed=True)
+    options.plugins = [args.loss_file, *options.plugins]  # worker processes and tasks load it too
     load_plugins(options.plugins)
     new = names[-1]
     if new == BASELINE:

@@ -1,0 +1,44 @@
+"""The local executor: calls run in this process (one job) or in spawned processes on this
+machine (``--jobs N``), each process with ``cpu_count // N`` torch threads."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any, Callable, Iterator, Sequence
+
+
+class LocalExecutor:
+    """Run calls here (``jobs <= 1``) or in a pool of ``jobs`` spawned processes."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1):
+        self.jobs = max(1, int(jobs))
+
+    def __enter__(self) -> "LocalExecutor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def slots(self) -> int:
+        """How many calls run at once."""
+        return self.jobs
+
+    def map_unordered(self, fn: Callable, calls: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(*calls[index], threads=...))`` as each call completes."""
+        jobs = min(self.jobs, len(calls))
+        if jobs <= 1:
+            for index, args in enumerate(calls):
+                yield index, fn(*args, threads=None)
+            return
+        import multiprocessing
+
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(fn, *args, threads=threads): index
+                       for index, args in enumerate(calls)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
