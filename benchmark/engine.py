@@ -351,7 +351,7 @@ class Cohort:
         """Train every member to the recipe's last epoch; returns one result per spec."""
         for member in self.members:
             if member.try_resume():
-                self._log_checkpointed_epoch(member)
+                self._record_resume(member)
         train_loader, eval_loaders = self._loaders()
         epochs = self.recipe.epochs
         start = min((m.epoch for m in self.members), default=epochs)
@@ -370,12 +370,13 @@ class Cohort:
         bar.close()
         return self.failed + [self._result(m) for m in self.members]
 
-    def _log_checkpointed_epoch(self, member: Member) -> None:
-        """Log the resumed checkpoint's epoch if the process died between saving and logging it
-        (each epoch is logged exactly once: never lost, never twice)."""
+    def _record_resume(self, member: Member) -> None:
+        """Tag the run with the epoch it resumed at, and log the checkpoint's epoch if the process
+        died between saving and logging it (each epoch is logged exactly once)."""
         tracker = self.env.tracker
         if tracker is None or not member.run_id or not member.history:
             return
+        tracker.set_tags(member.run_id, {"kdbench.resumed_at_epoch": str(member.epoch)})
         if not tracker.has_metric_step(member.run_id, "train_acc", member.epoch):
             tracker.log_metrics(member.run_id, member.history[-1], step=member.epoch)
 

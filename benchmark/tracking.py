@@ -20,6 +20,8 @@ from typing import Iterator, Optional
 
 logging.getLogger("alembic").setLevel(logging.WARNING)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+# kdbench reports its own progress; a "View run at URL" line per finished run is noise.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 EXPERIMENT_PREFIX = "kdbench/"
 
@@ -44,6 +46,13 @@ def git_commit() -> str:
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def where_tags() -> dict[str, str]:
+    """Which machine and process trains a run (on a cluster: which node had the task)."""
+    import socket
+
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
 
 
 class Tracker:
@@ -119,14 +128,17 @@ class Tracker:
         import torch
 
         tags = {**spec.tags(), "git_commit": git_commit(), "torch_version": torch.__version__,
-                "torch_threads": str(torch.get_num_threads()),
+                "torch_threads": str(torch.get_num_threads()), **where_tags(),
                 **extra_tags, "mlflow.runName": f"{spec.loss}:{spec.student}:s{spec.seed}"}
         return self.create_run(self.experiment_id(suite), tags, spec.params())
 
     def reopen_run(self, run_id: str) -> None:
-        """Mark an interrupted run RUNNING again before it resumes."""
+        """Mark an interrupted run RUNNING again (in this host and process) before it resumes."""
+        from mlflow.entities import RunTag
+
         with self._locked():
             self.client.update_run(run_id, status="RUNNING")
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in where_tags().items()])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric

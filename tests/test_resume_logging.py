@@ -92,6 +92,7 @@ def test_every_epoch_logged_exactly_once_across_a_crash(tmp_path, monkeypatch, c
     assert resumed.status == "FINISHED"
     logged = steps(tracker, run_id)
     assert [s for s, _ in logged] == [1, 2, 3]
+    assert tracker.get_run(run_id).data.tags["kdbench.resumed_at_epoch"] == "2"
 
     # The same values as a run that never crashed (fresh store, same teacher weights).
     clean_store = tmp_path / "clean"

@@ -73,6 +73,9 @@ class RayExecutor:
     def _connect(self, ray) -> None:
         import logging
 
+        address = self.address or os.environ.get("RAY_ADDRESS")
+        if address and address not in ("auto", "local") and "://" not in address:
+            _check_reachable(address)  # ray.init would retry an unreachable address for minutes
         try:
             ray.init(address=self.address, log_to_driver=True, logging_level=logging.WARNING,
                      configure_logging=True)
@@ -122,6 +125,20 @@ class RayExecutor:
                     yield index, ray.get(ref)
                 except ray.exceptions.RayError as err:
                     yield index, LostCall(_lost_reason(err, self.max_retries))
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, with a clear error, when nothing listens at the cluster's HOST:PORT."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as err:
+        raise user_error(f"no Ray cluster answers at {address} ({err})", "--address",
+                         "Start the head node with `ray start --head --port 6379` and pass "
+                         "--address HEAD_HOST:6379 (or set RAY_ADDRESS)") from None
 
 
 def _lost_reason(err: BaseException, retries: int) -> str:
