@@ -42,6 +42,17 @@ def local_path(url: str) -> Optional[Path]:
     return None
 
 
+def shareable_storage(url: Optional[str]) -> str:
+    """The storage URL with a relative SQLite or journal path made absolute (for Ray tasks, which
+    do not run in the driver's working directory); server URLs are unchanged."""
+    url = storage_url(url)
+    path = local_path(url)
+    if path is None or path.is_absolute():
+        return url
+    prefix = JOURNAL_PREFIX if url.startswith(JOURNAL_PREFIX) else SQLITE_PREFIX
+    return prefix + str(path.resolve())
+
+
 def open_storage(url: Optional[str]):
     """An Optuna storage object for ``url`` (see the module docstring for the forms)."""
     import optuna

@@ -5,13 +5,15 @@ For every target (dataset, pair, loss label) the study is created or joined
 ``cohort_size`` trials at a time within the budget, trains them together and tells the results,
 until the budget is used up (by this process and any others working on the same study). At the
 end each study's MLflow parent run gets the best trial, and the best weight goes to the
-tuned-weights file. ``jobs > 1`` runs that loop in several local processes at once.
+tuned-weights file. The loop runs as ``jobs`` workers on an executor (:mod:`benchmark.executors`):
+in this process, in local processes, or as Ray tasks on a cluster (``jobs`` 0: one per cluster
+slot); all of them, and any other driver on the same storage, share each study's budget.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +21,9 @@ from typing import Optional
 
 import optuna
 
-from benchmark.runner import RunOptions
+from benchmark.runner import RunOptions, for_executor, open_executor
 from studies.heartbeat import DEFAULT_GRACE_S, DEFAULT_INTERVAL_S
+from studies.storage import shareable_storage
 from studies.targets import TuneTarget
 
 DEFAULT_TRIALS = 12
@@ -197,32 +200,43 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def _work_in_parallel(named, settings, options: RunOptions) -> dict[str, int]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+def _work_on_executor(named, settings: TuneSettings, options: RunOptions,
+                      executor) -> dict[str, int]:
+    """Run ``work_on_targets`` as the executor's workers; {study name: trials trained}."""
+    from benchmark.executors import LostCall
 
-    threads = max(1, (os.cpu_count() or 1) // options.jobs)
-    child = RunOptions(**{**options.__dict__, "progress": False, "jobs": 1})
-    ctx = multiprocessing.get_context("spawn")
+    workers = options.jobs or executor.slots()
+    alone = executor.name == "local" and workers == 1
+    child = RunOptions(**{**options.__dict__, "progress": options.progress and alone, "jobs": 1})
     totals: dict[str, int] = {}
-    with ProcessPoolExecutor(max_workers=options.jobs, mp_context=ctx) as pool:
-        futures = [pool.submit(work_on_targets, named, settings, child, threads)
-                   for _ in range(options.jobs)]
-        for future in futures:
-            for name, n in future.result().items():
-                totals[name] = totals.get(name, 0) + n
+    calls = [(named, settings, child)] * workers
+    for _, outcome in executor.map_unordered(work_on_targets, calls):
+        if isinstance(outcome, LostCall):  # its running trials go stale and are retried
+            print(f"kdbench tune: a worker was lost: {outcome.reason}", file=sys.stderr)
+            continue
+        for name, n in outcome.items():
+            totals[name] = totals.get(name, 0) + n
     return totals
 
 
 def tune(suite, targets: list[TuneTarget], settings: TuneSettings,
          options: RunOptions) -> list[StudyReport]:
     """Train missing teachers, run every study to its budget, export and report."""
+    _check_settings(settings)
+    _quiet_optuna()
+    options = for_executor(options)
+    if options.executor == "ray":
+        settings = dataclasses.replace(settings, storage=shareable_storage(settings.storage))
+    with open_executor(options) as executor:  # teachers and trials share one connection
+        return _tune_on(suite, targets, settings, options, executor)
+
+
+def _tune_on(suite, targets: list[TuneTarget], settings: TuneSettings, options: RunOptions,
+             executor) -> list[StudyReport]:
     from studies.mlflow_runs import open_tracker
     from studies.targets import tuning_suite
     from studies.teachers import ensure_teachers
 
-    _check_settings(settings)
-    _quiet_optuna()
     named = [(t, study_name_for(t, settings, len(targets))) for t in targets]
     tracker = open_tracker(options.tracking_uri)
     failed = ensure_teachers(targets, tuning_suite(suite), options, tracker)
@@ -231,10 +245,7 @@ def tune(suite, targets: list[TuneTarget], settings: TuneSettings,
             print(f"kdbench tune: skipping {target.describe()}: its teacher failed to train.",
                   file=sys.stderr)
     named = [(t, n) for t, n in named if t.base.teacher_spec().config_hash not in failed]
-    if options.jobs > 1:
-        trained = _work_in_parallel(named, settings, options)
-    else:
-        trained = work_on_targets(named, settings, options)
+    trained = _work_on_executor(named, settings, options, executor)
     return [finish_study(t, settings, options, name, trained.get(name, 0)) for t, name in named]
 
 
