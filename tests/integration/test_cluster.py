@@ -8,8 +8,8 @@
 - Two ``kdbench tune --executor ray`` drivers share one study on PostgreSQL: together they run
   exactly the budget, and every trial has its nested MLflow run under the study's parent run.
 
-The services are started once (a session fixture: xdist may run other modules between these
-tests) and stopped at the end of the session (see services.py).
+Both checks share one set of services, so they are one test (pytest-xdist may put two tests on two
+workers); everything started is stopped at its end (see services.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 from .conftest import require_module, require_postgres
 from .services import mlflow_server, postgres_server, ray_cluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("services")]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EPOCHS = 8
 SUITE = textwrap.dedent("""
@@ -40,7 +40,7 @@ SUITE = textwrap.dedent("""
 """)
 
 
-@pytest.fixture(scope="session")  # torn down at the end: xdist may interleave other modules
+@pytest.fixture
 def services(tmp_path_factory):
     """PostgreSQL (databases ``mlflow`` and ``optuna``), an MLflow server on it, a Ray cluster
     of a head node with no CPU slots (it only coordinates, so every task is on the worker node)
@@ -116,7 +116,15 @@ def wait_for_a_checkpoint(store: Path, students: set[str], proc: subprocess.Pope
     raise TimeoutError(f"no student of {sorted(students)} checkpointed within {timeout} s")
 
 
-def test_two_tuning_drivers_share_one_postgresql_study(services, tmp_path):
+def test_cluster_tuning_then_a_suite_losing_its_worker_node(services, tmp_path):
+    """The tuning drivers run first (with the worker node), then the suite loses the node."""
+    (tmp_path / "tune").mkdir()
+    (tmp_path / "run").mkdir()
+    check_two_tuning_drivers_share_one_postgresql_study(services, tmp_path / "tune")
+    check_ray_suite_survives_worker_loss_and_equals_local_run(services, tmp_path / "run")
+
+
+def check_two_tuning_drivers_share_one_postgresql_study(services, tmp_path):
     from mlflow.tracking import MlflowClient
     import optuna
 
@@ -152,7 +160,7 @@ def test_two_tuning_drivers_share_one_postgresql_study(services, tmp_path):
     assert parent.data.metrics["best_val_acc"] == pytest.approx(study.best_value)
 
 
-def test_ray_suite_survives_worker_loss_and_equals_local_run(services, tmp_path):
+def check_ray_suite_survives_worker_loss_and_equals_local_run(services, tmp_path):
     cluster, tracking = services["cluster"], services["tracking"]
     suite = tmp_path / "cluster.yaml"
     suite.write_text(SUITE)

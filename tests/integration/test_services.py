@@ -14,7 +14,7 @@ import pytest
 from .conftest import require_module, require_postgres
 from .services import _proc_table, mlflow_server, postgres_server, ray_cluster
 
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("services")]
+pytestmark = pytest.mark.integration
 
 
 def _port_closed(port: int) -> bool:
