@@ -19,6 +19,7 @@ import torch
 
 from benchmark.config import SuiteConfig
 from benchmark.engine import RunEnv, RunResult, train_cohort
+from benchmark.executors import DEFAULT_MAX_RETRIES
 from benchmark.plan import (Cohort, PlanOptions, RunSpec, expand_suite, group_cohorts,
                             teacher_specs)
 
@@ -39,7 +40,7 @@ class RunOptions:
     plugins: list[str] = field(default_factory=list)
     executor: str = "local"
     address: Optional[str] = None
-    max_retries: int = 3
+    max_retries: int = DEFAULT_MAX_RETRIES
 
 
 @dataclass
@@ -228,8 +229,8 @@ def _dispatch(batches: list[list[RunSpec]], suite: str, options: RunOptions, exe
         return results
     bar = tqdm(total=sum(len(b) for b in batches), desc=label, unit="run",
                disable=not options.progress, dynamic_ncols=True)
-    child = RunOptions(**{**options.__dict__, "progress": options.progress
-                          and executor.slots() == 1 and executor.name == "local"})
+    child = RunOptions(**{**options.__dict__,
+                          "progress": options.progress and executor.in_process})
     calls = [(specs, suite, child) for specs in batches]
     for index, outcome in executor.map_unordered(run_cohort_job, calls):
         if isinstance(outcome, LostCall):
@@ -260,13 +261,20 @@ def _lost_cohort(specs: list[RunSpec], suite: str, options: RunOptions,
     return results
 
 
-def for_executor(options: RunOptions) -> RunOptions:
-    """The options as the executor's workers need them: on Ray every local path is absolute."""
-    if options.executor != "ray":
-        return options
-    from benchmark.executors.ray_cluster import shareable_options
+def with_absolute_paths(options: RunOptions) -> RunOptions:
+    """The options with every local path absolute (store, data, plugins, a SQLite or file MLflow
+    store), so worker processes and Ray tasks in other directories, or on other nodes sharing the
+    file system, resolve them alike."""
+    import dataclasses
 
-    return shareable_options(options)
+    from benchmark.tracking import absolute_tracking_uri
+    from losses.plugins import absolute_spec
+
+    return dataclasses.replace(
+        options, store=str(Path(options.store).resolve()),
+        data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
+        tracking_uri=absolute_tracking_uri(options.tracking_uri),
+        plugins=[absolute_spec(p) for p in options.plugins])
 
 
 @contextlib.contextmanager
@@ -275,17 +283,14 @@ def open_executor(options: RunOptions) -> Iterator:
     from benchmark.executors import make_executor
 
     with make_executor(options) as executor:
-        if executor.name == "ray":
-            from benchmark.executors.ray_cluster import warn_if_node_local
-
-            warn_if_node_local(options.tracking_uri or "", executor.nodes())
+        executor.check_options(options)
         yield executor
 
 
 def execute(plan: Plan, options: RunOptions, tracker) -> Outcome:
     """Train the plan's teachers, then its cohorts; never raises for a failed run."""
     check_datasets(plan, options)
-    options = for_executor(options)
+    options = with_absolute_paths(options)
     with open_executor(options) as executor:
         return _execute_on(plan, options, tracker, executor)
 

@@ -37,6 +37,19 @@ def default_tracking_uri() -> str:
     return mlflow.get_tracking_uri()
 
 
+def absolute_tracking_uri(uri: Optional[str]) -> str:
+    """The tracking URI with a relative SQLite or file-store path made absolute (MLflow's default,
+    ``sqlite:///mlflow.db`` in the working directory, included); server URIs are unchanged."""
+    uri = uri or default_tracking_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
+    if uri.startswith("file:") and not uri.startswith("file://"):
+        return "file://" + str(Path(uri[len("file:"):]).resolve())
+    if "://" not in uri and ":" not in uri:
+        return str(Path(uri).resolve())
+    return uri
+
+
 def git_commit() -> str:
     """The commit of the kdbench checkout, or 'unknown' outside a git work tree."""
     here = Path(__file__).resolve().parent

@@ -42,9 +42,9 @@ def local_path(url: str) -> Optional[Path]:
     return None
 
 
-def shareable_storage(url: Optional[str]) -> str:
-    """The storage URL with a relative SQLite or journal path made absolute (for Ray tasks, which
-    do not run in the driver's working directory); server URLs are unchanged."""
+def absolute_storage(url: Optional[str]) -> str:
+    """The storage URL with a relative SQLite or journal path made absolute (for workers that do
+    not run in the driver's working directory); server URLs are unchanged."""
     url = storage_url(url)
     path = local_path(url)
     if path is None or path.is_absolute():

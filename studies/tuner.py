@@ -21,9 +21,9 @@ from typing import Optional
 
 import optuna
 
-from benchmark.runner import RunOptions, for_executor, open_executor
+from benchmark.runner import RunOptions, open_executor, with_absolute_paths
 from studies.heartbeat import DEFAULT_GRACE_S, DEFAULT_INTERVAL_S
-from studies.storage import shareable_storage
+from studies.storage import absolute_storage
 from studies.targets import TuneTarget
 
 DEFAULT_TRIALS = 12
@@ -206,7 +206,7 @@ def _work_on_executor(named, settings: TuneSettings, options: RunOptions,
     from benchmark.executors import LostCall
 
     workers = options.jobs or executor.slots()
-    alone = executor.name == "local" and workers == 1
+    alone = executor.in_process and workers == 1
     child = RunOptions(**{**options.__dict__, "progress": options.progress and alone, "jobs": 1})
     totals: dict[str, int] = {}
     calls = [(named, settings, child)] * workers
@@ -224,9 +224,8 @@ def tune(suite, targets: list[TuneTarget], settings: TuneSettings,
     """Train missing teachers, run every study to its budget, export and report."""
     _check_settings(settings)
     _quiet_optuna()
-    options = for_executor(options)
-    if options.executor == "ray":
-        settings = dataclasses.replace(settings, storage=shareable_storage(settings.storage))
+    options = with_absolute_paths(options)  # workers may run elsewhere (processes, Ray tasks)
+    settings = dataclasses.replace(settings, storage=absolute_storage(settings.storage))
     with open_executor(options) as executor:  # teachers and trials share one connection
         return _tune_on(suite, targets, settings, options, executor)
 

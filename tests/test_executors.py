@@ -14,9 +14,9 @@ from benchmark.cli import main
 from benchmark.commands.run import parse_jobs
 from benchmark.executors import make_executor
 from benchmark.executors.local import LocalExecutor
-from benchmark.executors.ray_cluster import absolute_tracking_uri, shareable_options
-from benchmark.runner import RunOptions
-from studies.storage import shareable_storage
+from benchmark.runner import RunOptions, with_absolute_paths
+from benchmark.tracking import absolute_tracking_uri
+from studies.storage import absolute_storage
 
 
 def square_with_threads(x: int, threads=None) -> tuple[int, object, int]:
@@ -40,6 +40,8 @@ def test_local_executor_spreads_calls_over_processes_with_a_share_of_threads():
 
 def test_make_executor_by_name():
     assert make_executor(RunOptions(jobs=3)).slots() == 3
+    assert make_executor(RunOptions(jobs=1)).in_process
+    assert not make_executor(RunOptions(jobs=3)).in_process
     assert make_executor(RunOptions(executor="ray", address="h:1")).address == "h:1"
 
 
@@ -55,7 +57,7 @@ def test_paths_become_absolute_for_the_cluster(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     plugin = tmp_path / "my_loss.py"
     plugin.write_text("")
-    options = shareable_options(RunOptions(store="store", data_dir="data",
+    options = with_absolute_paths(RunOptions(store="store", data_dir="data",
                                            tracking_uri="sqlite:///runs/mlflow.db",
                                            plugins=["my_loss.py:MyLoss"]))
     assert options.store == str(tmp_path / "store")
@@ -66,10 +68,10 @@ def test_paths_become_absolute_for_the_cluster(tmp_path, monkeypatch):
     assert absolute_tracking_uri("file:mlruns") == f"file://{tmp_path}/mlruns"
     assert absolute_tracking_uri("sqlite:////abs/m.db") == "sqlite:////abs/m.db"
     assert absolute_tracking_uri(None).startswith(f"sqlite:///{tmp_path}/")
-    assert shareable_storage(None) == f"sqlite:///{tmp_path}/optuna.db"
-    assert shareable_storage("journal:logs/s.log") == f"journal:{tmp_path}/logs/s.log"
+    assert absolute_storage(None) == f"sqlite:///{tmp_path}/optuna.db"
+    assert absolute_storage("journal:logs/s.log") == f"journal:{tmp_path}/logs/s.log"
     url = "postgresql+psycopg2://u:p@db:5432/optuna"
-    assert shareable_storage(url) == url
+    assert absolute_storage(url) == url
 
 
 def closed_port() -> int:

@@ -40,9 +40,11 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--address", default=None,
                         help="Ray cluster address HOST:PORT for --executor ray (default: "
                              "$RAY_ADDRESS, else a Ray instance started on this machine)")
-    parser.add_argument("--max-retries", type=int, default=3,
+    from benchmark.executors import DEFAULT_MAX_RETRIES
+
+    parser.add_argument("--max-retries", type=int, default=DEFAULT_MAX_RETRIES,
                         help="--executor ray: times a task lost with its node is retried; it "
-                             "resumes from its checkpoint (default 3)")
+                             f"resumes from its checkpoint (default {DEFAULT_MAX_RETRIES})")
 
 
 def add_parser(subparsers) -> None:
@@ -75,8 +77,11 @@ def run_options_from(args):
 
     from benchmark.runner import DEFAULT_STORE, RunOptions
 
+    from benchmark.executors import DEFAULT_MAX_RETRIES
+
     executor = getattr(args, "executor", "local")
-    if executor == "ray" and getattr(args, "max_retries", 0) < 0:
+    max_retries = getattr(args, "max_retries", DEFAULT_MAX_RETRIES)
+    if max_retries < 0:
         from benchmark.errors import UserError
 
         raise UserError(f"--max-retries must be 0 or more, got {args.max_retries}. Pass e.g. "
@@ -87,7 +92,7 @@ def run_options_from(args):
                          jobs=parse_jobs(args.jobs, args.device, executor),
                          progress=not args.no_progress, plugins=list(args.plugin),
                          executor=executor, address=getattr(args, "address", None),
-                         max_retries=getattr(args, "max_retries", 3))
+                         max_retries=max_retries)
     return options
 
 

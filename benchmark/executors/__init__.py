@@ -9,6 +9,10 @@ node died more often than the retries allow) yields ``(index, LostCall(reason))`
   machine, each with its share of the cores (:mod:`benchmark.executors.local`);
 - ``ray``: as Ray tasks on a Ray cluster, one CPU (and one GPU when the cluster has GPUs) each,
   retried on a node loss (:mod:`benchmark.executors.ray_cluster`).
+
+Every executor has ``slots()`` (calls at once), ``in_process`` (calls run in this process, so
+they may draw progress bars) and ``check_options(options)`` (warns about settings its workers
+cannot use, e.g. a node-local MLflow file on a multi-node cluster).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EXECUTORS = ("local", "ray")
+DEFAULT_MAX_RETRIES = 3  # times Ray retries a task lost with its worker or node
 
 
 @dataclass(frozen=True)

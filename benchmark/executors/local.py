@@ -26,6 +26,13 @@ class LocalExecutor:
         """How many calls run at once."""
         return self.jobs
 
+    @property
+    def in_process(self) -> bool:
+        return self.jobs <= 1
+
+    def check_options(self, options) -> None:
+        """Everything local works on this machine."""
+
     def map_unordered(self, fn: Callable, calls: Sequence[tuple]) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, fn(*calls[index], threads=...))`` as each call completes."""
         jobs = min(self.jobs, len(calls))

@@ -9,21 +9,18 @@ Application errors are not retried: kdbench records those as FAILED runs itself.
 
 Every node must see the same paths: the store (checkpoints, teachers, student weights), the data
 directory and plugin files, and must reach the MLflow tracking server and the Optuna storage.
-:func:`shareable_options` turns the driver's relative paths into absolute ones.
+The runner hands executors options whose paths are all absolute
+(:func:`benchmark.runner.with_absolute_paths`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
-from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from benchmark.errors import user_error
-from benchmark.executors import LostCall
-
-DEFAULT_MAX_RETRIES = 3
+from benchmark.executors import DEFAULT_MAX_RETRIES, LostCall
 
 
 def _import_ray():
@@ -49,6 +46,7 @@ class RayExecutor:
     """Run calls as Ray tasks; use as a context manager (connects, then disconnects)."""
 
     name = "ray"
+    in_process = False
 
     def __init__(self, address: Optional[str] = None, max_retries: int = DEFAULT_MAX_RETRIES,
                  device: str = "auto"):
@@ -103,6 +101,10 @@ class RayExecutor:
     def _task_gpus(self) -> int:
         return 1 if self.device != "cpu" and self.gpus() > 0 else 0
 
+    def check_options(self, options) -> None:
+        """Warn when the MLflow store is a node-local file on a multi-node cluster."""
+        warn_if_node_local(options.tracking_uri or "", self.nodes())
+
     def slots(self) -> int:
         """How many tasks the cluster runs at once (its GPUs, else its CPUs)."""
         if self._task_gpus():
@@ -147,32 +149,6 @@ def _lost_reason(err: BaseException, retries: int) -> str:
         return f"{type(cause).__name__}: {cause}".splitlines()[0]
     first = str(err).strip().splitlines()[0] if str(err).strip() else ""
     return f"Ray task lost after {retries} retries ({type(err).__name__}: {first})"
-
-
-def absolute_tracking_uri(uri: Optional[str]) -> str:
-    """The tracking URI with a relative SQLite or file-store path made absolute (MLflow's default,
-    ``sqlite:///mlflow.db`` in the working directory, included); server URIs are unchanged."""
-    from benchmark.tracking import default_tracking_uri
-
-    uri = uri or default_tracking_uri()
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
-        return "sqlite:///" + str(Path(uri[len("sqlite:///"):]).resolve())
-    if uri.startswith("file:") and not uri.startswith("file://"):
-        return "file://" + str(Path(uri[len("file:"):]).resolve())
-    if "://" not in uri and ":" not in uri:
-        return str(Path(uri).resolve())
-    return uri
-
-
-def shareable_options(options):
-    """The run options with every local path absolute, so any node resolves them alike."""
-    from losses.plugins import absolute_spec
-
-    return dataclasses.replace(
-        options, store=str(Path(options.store).resolve()),
-        data_dir=str(Path(options.data_dir).resolve()) if options.data_dir else None,
-        tracking_uri=absolute_tracking_uri(options.tracking_uri),
-        plugins=[absolute_spec(p) for p in options.plugins])
 
 
 def warn_if_node_local(tracking_uri: str, nodes: int) -> None:
