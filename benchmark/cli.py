@@ -15,7 +15,7 @@ from benchmark import __version__
 from benchmark.errors import UserError
 
 # Sub-command modules, in the order ``kdbench --help`` lists them.
-COMMANDS = ["run", "perf", "teachers", "tune", "studies", "leaderboard", "validate", "probe"]
+COMMANDS = ["run", "perf", "teachers", "models", "tune", "studies", "leaderboard", "validate", "probe"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,8 @@ Public API::
 Importing this package registers every built-in architecture.
 """
 
-from models.registry import create_model, is_model, list_models, register_model
+from models.registry import (canonical_name, create_model, is_model, list_models, model_entry,
+                             register_model)
 from models.taps import FeatureExtractor, TapInfo, feature_taps, tap_info
 from models.checkpoints import load_published_checkpoint
 
@@ -19,11 +20,13 @@ from models import cifar, digits, torchvision_models  # noqa: F401,E402  (regist
 __all__ = [
     "FeatureExtractor",
     "TapInfo",
+    "canonical_name",
     "create_model",
     "feature_taps",
     "is_model",
     "list_models",
     "load_published_checkpoint",
+    "model_entry",
     "register_model",
     "tap_info",
 ]

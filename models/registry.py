@@ -104,7 +104,8 @@ def _unknown_model_error(name: object):
     return user_error(
         f"Unknown model '{name}'",
         "model name",
-        f"{hint}models.list_models() lists all {len(_MODELS)} registered names",
+        f"{hint}`kdbench models` (or models.list_models()) lists all {len(_MODELS)} registered "
+        "names and their aliases",
     )
 
 

@@ -183,6 +183,7 @@ def test_same_seed_builds_identical_models():
 
 def test_package_exports_the_public_api():
     assert set(models.__all__) == {
-        "FeatureExtractor", "TapInfo", "create_model", "feature_taps", "is_model", "list_models",
-        "load_published_checkpoint", "register_model", "tap_info",
+        "FeatureExtractor", "TapInfo", "canonical_name", "create_model", "feature_taps",
+        "is_model", "list_models", "load_published_checkpoint", "model_entry", "register_model",
+        "tap_info",
     }
