@@ -28,6 +28,7 @@ from torch import nn
 
 from benchmark.checkpoint import load_checkpoint, save_checkpoint
 from benchmark.plan import RunSpec
+from benchmark.store import Store
 
 
 @dataclass
@@ -35,7 +36,7 @@ class RunEnv:
     """Where and how a cohort runs."""
 
     device: torch.device
-    store: Path
+    store: Path  # the store's root; Store(store) names every file in it
     data_dir: Optional[Path] = None
     download: bool = False
     tracker: Any = None  # benchmark.tracking.Tracker or None
@@ -229,7 +230,7 @@ class Member:
 
     # ----- checkpoints -----
     def checkpoint_path(self) -> Path:
-        return self.env.store / "checkpoints" / f"{self.spec.config_hash}.pt"
+        return Store(self.env.store).checkpoint(self.spec.config_hash)
 
     def state(self) -> dict[str, Any]:
         return {
@@ -444,7 +445,7 @@ class Cohort:
             store = TeacherStore(self.env.store)
             store.save(spec, model, test_acc, run_id=member.run_id)
             return str(store.weights_path(spec))
-        path = self.env.store / "students" / f"{spec.config_hash}.safetensors"
+        path = Store(self.env.store).student_weights(spec.config_hash)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         atomic_write_bytes(path, save(state))
         return str(path)

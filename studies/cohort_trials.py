@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import optuna
 from optuna.trial import TrialState
+
+from benchmark.store import Store
 
 OBJECTIVE_METRIC = "val_acc"
 FAIL_REASON_ATTR = "fail_reason"
@@ -100,7 +101,8 @@ class CohortObjective:
         if work.run_id:
             self.runs.end_trial(work.run_id, state, work.spec.recipe.epochs, value, reason)
         self.heartbeat.remove(work.trial)
-        _remove_run_files(self.env.store, work.spec.config_hash)
+        # a told trial needs neither its epoch checkpoint nor its student weights
+        Store(self.env.store).remove_run_files(work.spec.config_hash)
         return TrialOutcome(work.trial.number, state, value, len(history), reason)
 
     def _tell_optuna(self, trial, state: TrialState, value, reason) -> None:
@@ -114,11 +116,3 @@ class CohortObjective:
         except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError) as err:
             print(f"kdbench tune: trial {trial.number} was already closed by another process "
                   f"({err}); its result is dropped.", file=sys.stderr)
-
-
-def _remove_run_files(store: Path, config_hash: str) -> None:
-    """A told trial needs neither its epoch checkpoint nor its student weights."""
-    from benchmark.checkpoint import remove_checkpoint
-
-    remove_checkpoint(Path(store) / "checkpoints" / f"{config_hash}.pt")
-    (Path(store) / "students" / f"{config_hash}.safetensors").unlink(missing_ok=True)

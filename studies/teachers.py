@@ -9,10 +9,9 @@ tune`` processes on one machine train each teacher once.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from benchmark.runner import Plan, RunOptions, execute
-from studies.storage import file_lock
+from benchmark.store import Store
+from studies.storage import exclusive_lock
 
 
 def ensure_teachers(targets, suite, options: RunOptions, tracker) -> set[str]:
@@ -21,7 +20,7 @@ def ensure_teachers(targets, suite, options: RunOptions, tracker) -> set[str]:
     from benchmark.teachers import TeacherStore
 
     store = TeacherStore(options.store)
-    with file_lock(Path(options.store) / "teachers" / "tune"):
+    with exclusive_lock(Store(options.store).lock("tune-teachers")):
         missing = [t for t in teacher_specs(target.base for target in targets)
                    if not store.has(t)]
         if not missing:

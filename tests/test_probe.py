@@ -17,6 +17,7 @@ from benchmark.probe.linear import cosine_lr, standardization, train_linear_prob
 from benchmark.probe.settings import ProbeSettings
 from benchmark.probe.sources import freeze
 from benchmark.probe.targets import check_target, load_target
+from benchmark.store import Store
 
 FAST = ProbeSettings(epochs=20, batch_size=16)
 
@@ -166,7 +167,7 @@ def _embeddings(value):
 
 
 def test_cache_returns_stored_embeddings_and_recomputes_stale_or_damaged(tmp_path):
-    path = tmp_path / "embeddings" / "run-stl10.pt"
+    path = Store(tmp_path).embeddings("run", "stl10")
     calls = []
 
     def compute(value):

@@ -25,6 +25,7 @@ from benchmark.leaderboard.transfer import (build_transfer_board, collect_probe_
                                             write_transfer_leaderboard)
 from benchmark.probe import ProbeSettings, run_probe
 from benchmark.probe import run as probe_run
+from benchmark.store import Store
 from benchmark.teachers import sha256_of
 from test_data_formats import write_stl10, write_tinyimagenet
 
@@ -76,9 +77,9 @@ def world(template, tmp_path):
                 "student": arch, "loss": loss, "seed": str(seed), "config_hash": config,
                 "scaled": "true"}
         if status == "FINISHED":
-            folder = "teachers/cifar100" if role == "teacher" else "students"
-            weights = save_network(store / folder / f"{config}.safetensors", arch,
-                                   seed + 10 * len(runs))
+            path = (Store(store).teacher_weights("cifar100", arch, seed, config)
+                    if role == "teacher" else Store(store).student_weights(config))
+            weights = save_network(path, arch, seed + 10 * len(runs))
             tags["weights_path"] = str(weights)
         run = client.create_run(experiment, tags=tags)
         client.log_metric(run.info.run_id, "test_acc_last", 50.0)
@@ -134,7 +135,7 @@ def test_probe_records_every_finished_network_in_mlflow_and_the_transfer_table(w
         assert 0.0 <= result.probe_acc <= 100.0
         dim = {TEACHER: 96, STUDENT: 32}[result.source.arch]
         assert run.data.metrics["embedding_dim"] == dim
-        cache = world.store / "embeddings" / f"{result.source.run_id}-{result.target}.pt"
+        cache = Store(world.store).embeddings(result.source.run_id, result.target)
         assert cache.is_file()
 
     frame = collect_probe_runs(SUITE, world.uri)  # role: the probed network's
@@ -178,7 +179,7 @@ def test_second_probe_is_skipped_and_cached_embeddings_are_reused_until_weights_
     assert {r.source.run_id: r.probe_acc for r in forced.results} == accuracy  # deterministic
 
     retrained = world.runs[("student", "sp", 0)]
-    weights = next(world.store.glob("students/sp0student.safetensors"))
+    weights = Store(world.store).student_weights("sp0student")
     save_network(weights, STUDENT, seed=99)
     changed = probe(world, ["stl10"])
     failed = {r.source.run_id: r for r in changed.results if r.status == "FAILED"}
@@ -227,7 +228,7 @@ def test_only_the_named_runs_are_probed_and_weights_are_found_or_named(world):
     world.store = moved
     outcome = probe(world, ["stl10"], runs=[world.runs[("teacher", "teacher", 0)]])
     assert outcome.results[0].status == "FINISHED"
-    weights = moved / "students" / "kd0student.safetensors"
+    weights = Store(moved).student_weights("kd0student")
     weights.unlink()
     with pytest.raises(UserError, match=re.escape(str(weights))):
         probe(world, ["stl10"])

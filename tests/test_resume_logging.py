@@ -13,6 +13,7 @@ import torch
 from benchmark.config import load_suite
 from benchmark.engine import RunEnv, train_cohort
 from benchmark.plan import PlanOptions, expand_suite
+from benchmark.store import Store
 from benchmark.tracking import Tracker
 
 pytestmark = pytest.mark.slow
@@ -86,7 +87,7 @@ def test_every_epoch_logged_exactly_once_across_a_crash(tmp_path, monkeypatch, c
             train_cohort([spec], RunEnv(tracker=crashing, **env))
     logged_before = [s for s, _ in steps(tracker, run_id)]
     assert logged_before == ([1] if crash_point == "after_checkpoint" else [1, 2])
-    assert (store / "checkpoints" / f"{spec.config_hash}.pt").exists()
+    assert Store(store).checkpoint(spec.config_hash).exists()
 
     [resumed] = train_cohort([spec], RunEnv(tracker=tracker, **env))
     assert resumed.status == "FINISHED"
@@ -96,7 +97,7 @@ def test_every_epoch_logged_exactly_once_across_a_crash(tmp_path, monkeypatch, c
 
     # The same values as a run that never crashed (fresh store, same teacher weights).
     clean_store = tmp_path / "clean"
-    shutil.copytree(store / "teachers", clean_store / "teachers")
+    shutil.copytree(Store(store).teachers_dir, Store(clean_store).teachers_dir)
     clean_id = tracker.start_run("once", spec, {})
     env.update(store=clean_store, run_ids={spec.config_hash: clean_id})
     [clean] = train_cohort([spec], RunEnv(tracker=tracker, **env))

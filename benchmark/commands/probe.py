@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from benchmark.store import DEFAULT_STORE, STORE_ENV
+
 DEFAULT_SUITE = "digits"
 TARGET_HELP = ("stl10 (scored on its test split), tinyimagenet (scored on its val folder), or a "
                "held-out digits variant for digits suites: digits-shifted, digits-inverted, "
@@ -53,23 +55,21 @@ def add_probe_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", default=None,
                         help="MLflow tracking URI (default: MLflow's own, sqlite:///mlflow.db)")
     parser.add_argument("--store", default=None,
-                        help="store holding the weights; embeddings are cached in its "
-                             "embeddings/ folder (default: $KDBENCH_STORE or ./kdbench-store)")
+                        help="store holding the weights; embeddings are cached in it "
+                             f"(default: ${STORE_ENV} or ./{DEFAULT_STORE})")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def probe_command(args: argparse.Namespace) -> int:
-    import os
-
     from benchmark.probe import ProbeSettings, print_summary, run_probe
-    from benchmark.runner import DEFAULT_STORE
+    from benchmark.store import Store
 
     settings = ProbeSettings(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                              weight_decay=args.weight_decay, seed=args.seed)
     targets = [name.strip() for name in args.dataset.split(",") if name.strip()]
     outcome = run_probe(args.suite, targets, runs=args.runs, data_dir=args.data_dir,
                         tracking_uri=args.tracking_uri,
-                        store=args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE),
+                        store=Store.resolve(args.store),
                         device=args.device, settings=settings, download=args.download,
                         force=args.force, progress=not args.no_progress)
     print_summary(outcome)

@@ -44,12 +44,10 @@ def _teacher_key_options(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=None)
 
 
-def _store(args) -> str:
-    import os
+def _store(args):
+    from benchmark.store import Store
 
-    from benchmark.runner import DEFAULT_STORE
-
-    return args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE)
+    return Store.resolve(args.store)
 
 
 def _spec(args):
@@ -67,9 +65,10 @@ def _spec(args):
 def list_command(args) -> int:
     from benchmark.teachers import TeacherStore
 
-    rows = TeacherStore(_store(args)).list()
+    store = TeacherStore(_store(args))
+    rows = store.list()
     if not rows:
-        print(f"No teachers in {_store(args)}/teachers.")
+        print(f"No teachers in {store.root}.")
         return 0
     print(f"{'dataset':12s} {'arch':16s} {'recipe':10s} {'ep':>4s} {'seed':>4s} "
           f"{'test acc':>8s}  {'source':24s} sha256")

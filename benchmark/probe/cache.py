@@ -1,4 +1,5 @@
-"""On-disk cache of embeddings: ``<store>/embeddings/<source run id>-<target>.pt``.
+"""On-disk cache of embeddings: ``<store>/embeddings/<source run id>-<target>.pt``
+(:meth:`benchmark.store.Store.embeddings` names the file).
 
 Extracting embeddings runs the network over the whole target (100k images for TinyImageNet);
 training the probe on them takes seconds. So each (source run, target) pair is extracted once.
@@ -20,7 +21,6 @@ import torch
 
 from benchmark.checkpoint import load_stamped, save_stamped
 
-CACHE_FOLDER = "embeddings"
 # Bump when what is extracted changes (tap, dtype, preprocessing), so old entries are rebuilt.
 EXTRACTION_VERSION = 1
 
@@ -53,10 +53,6 @@ def fingerprint(weights_sha256: str, arch: str, mean, std, target_digest: str) -
     payload = {"weights_sha256": weights_sha256, "arch": arch, "mean": list(mean),
                "std": list(std), "target": target_digest, "version": EXTRACTION_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
-def cache_file(store: str | Path, run_id: str, target: str) -> Path:
-    return Path(store) / CACHE_FOLDER / f"{run_id}-{target}.pt"
 
 
 def cached_embeddings(path: Path, stamp: str, compute: Callable[[], Embeddings]

@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from benchmark.errors import user_error
-from benchmark.probe.cache import (Embeddings, cache_file, cached_embeddings, data_digest,
-                                   fingerprint)
+from benchmark.probe.cache import Embeddings, cached_embeddings, data_digest, fingerprint
 from benchmark.probe.embeddings import extract_embeddings
 from benchmark.probe.linear import train_linear_probe
 from benchmark.probe.recording import (fail_probe_run, finish_probe_run, finished_probe_runs,
@@ -26,6 +25,7 @@ from benchmark.probe.settings import ProbeSettings
 from benchmark.probe.sources import (ProbeSource, find_sources, load_frozen_network,
                                      resolve_weights)
 from benchmark.probe.targets import TARGETS, TargetData, check_target, load_target
+from benchmark.store import Store
 
 
 @dataclass
@@ -56,7 +56,7 @@ class ProbeOutcome:
 @dataclass
 class _Context:
     tracker: object
-    store: Path
+    store: Store
     device: object
     settings: ProbeSettings
     data_dir: str | None
@@ -83,11 +83,9 @@ def run_probe(suite: str, targets: Iterable[str], *, runs: list[str] | None = No
         raise user_error(f"Suite '{suite}' has no finished student or teacher runs with "
                          "weights to probe", f"experiment kdbench/{suite}",
                          f"Run `kdbench run {suite}` first")
-    from benchmark.runner import DEFAULT_STORE
-
-    store_path = Path(store) if store is not None else Path(DEFAULT_STORE)
+    store = Store.resolve(store)
     weights = {s.run_id: resolve_weights(s, store) for s in sources}
-    context = _Context(tracker, store_path, resolve_device(device), settings,
+    context = _Context(tracker, store, resolve_device(device), settings,
                        str(data_dir) if data_dir is not None else None, download)
     for target in targets:  # load (and check) every target before probing anything
         for dataset in dict.fromkeys(source.dataset for source in sources):
@@ -149,7 +147,7 @@ def _fit_and_record(context: _Context, settings: ProbeSettings, source: ProbeSou
         return Embeddings(extract(data.train), data.train.labels, extract(data.test),
                           data.test.labels)
 
-    embeddings, cached = cached_embeddings(cache_file(context.store, source.run_id, data.name),
+    embeddings, cached = cached_embeddings(context.store.embeddings(source.run_id, data.name),
                                            stamp, compute)
     embedding_time = time.perf_counter() - started
     started = time.perf_counter()

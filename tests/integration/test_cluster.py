@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.store import Store
+
 from .conftest import require_module, require_postgres
 from .services import mlflow_server, postgres_server, ray_cluster
 
@@ -109,7 +111,7 @@ def wait_for_a_checkpoint(store: Path, students: set[str], proc: subprocess.Pope
     while time.time() < deadline:
         assert proc.poll() is None, ("the Ray run ended before the worker node was killed:\n"
                                      f"{proc.stdout.read()[-4000:]}")
-        present = {h for h in students if (store / "checkpoints" / f"{h}.pt").exists()}
+        present = {h for h in students if Store(store).checkpoint(h).exists()}
         if present:
             return present
         time.sleep(0.05)
@@ -217,4 +219,4 @@ def check_ray_suite_survives_worker_loss_and_equals_local_run(services, tmp_path
     # The cohort lost mid-run was retried on the new node and resumed from its checkpoints.
     assert all(at_kill[h] == "RUNNING" for h in mid_run), diagnosis
     assert all(on_ray[h]["resumed"] for h in mid_run), diagnosis
-    assert not list((ray_store / "checkpoints").glob("*.pt"))  # finished runs clean up
+    assert not list(Store(ray_store).checkpoints_dir.glob("*.pt"))  # finished runs clean up
