@@ -176,13 +176,23 @@ def _allowed_for(error: dict) -> str:
     return "see docs/suites.md"
 
 
+def as_loss_config(loss: Union[str, LossConfig]) -> LossConfig:
+    """A suite's loss entry as a :class:`LossConfig`: a label (``sp+kd``) is parsed into its
+    weighted terms here, once (PROTOCOL §1, :func:`losses.composite.expand_loss_label`)."""
+    from losses.composite import expand_loss_label
+
+    return loss if isinstance(loss, LossConfig) else LossConfig(label=loss,
+                                                                terms=expand_loss_label(loss))
+
+
 def check_names(suite: SuiteConfig, path: Path) -> None:
-    """Check models, losses, data sets and the recipe exist in their registries."""
+    """Check models, losses, data sets and the recipe exist in their registries; then resolve
+    every model name to its canonical name and every loss label to its terms, in place, so
+    nothing downstream sees an alias or an unparsed label."""
     import models
     from benchmark.data import list_datasets
     from benchmark.recipes import RECIPES
     from losses import list_losses
-    from losses.composite import expand_loss_label
 
     def fail(field: str, given: Any, allowed: str) -> UserError:
         return UserError(f"Suite file {path}: field '{field}' is invalid. Given: {given!r}. "
@@ -204,15 +214,21 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
         except ValueError as err:
             raise fail(f"pairs.{i}.seeds", pair.seeds, str(err)) from None
     known = set(list_losses())
+    parsed = []
     for i, loss in enumerate(suite.losses):
         try:
-            terms = expand_loss_label(loss) if isinstance(loss, str) else loss.terms
+            config = as_loss_config(loss)
         except Exception as err:  # the label parser explains what it could not read
             raise fail(f"losses.{i}", loss, f"a registered loss or 'X+kd' ({err})") from None
-        for term in terms:
+        for term in config.terms:
             if term not in known:
                 raise fail(f"losses.{i}", loss if isinstance(loss, str) else term,
                            ", ".join(sorted(known)) + " (or a plugin's loss)")
+        parsed.append(config)
+    suite.losses = parsed
+    for pair in suite.pairs:
+        pair.teacher = models.canonical_name(pair.teacher)
+        pair.student = models.canonical_name(pair.student)
     for term in suite.hparams:
         if term not in known:
             raise fail(f"hparams.{term}", term, ", ".join(sorted(known)))

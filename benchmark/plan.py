@@ -14,15 +14,45 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from benchmark.config import LossConfig, SuiteConfig, model_family
 from benchmark.errors import UserError
 from benchmark.recipes import Recipe, get_recipe
 
 
+#: Fields that do not change a run's numbers: left out of its identity (config hash).
+NON_IDENTITY_FIELDS = frozenset({"suite"})
+#: Fields in which the members of one cohort differ; every other field is shared by a cohort.
+MEMBER_FIELDS = frozenset({"student", "loss", "terms", "hparams"})
+#: Fields that are seeds: a leaderboard cell averages over them (see :meth:`RunSpec.setting_hash`).
+SEED_FIELDS = frozenset({"seed", "teacher_seed"})
+#: Fields a teacher-training run sets itself; the rest it inherits from its student's spec.
+TEACHER_OWN_FIELDS = frozenset({"role", "teacher", "student", "loss", "terms", "hparams", "seed",
+                                "teacher_seed"})
+
+
+def _digest(payload: dict) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def canonical_model_name(name: Optional[str]) -> Optional[str]:
+    """A model name or alias as its registry's canonical name (unknown names pass unchanged:
+    the suite and CLI checks report them with the list of known models)."""
+    if name is None:
+        return None
+    import models
+
+    return models.canonical_name(name) if models.is_model(name) else name
+
+
 class RunSpec(BaseModel):
-    """One training run, fully resolved (weights are numbers, the recipe is explicit)."""
+    """One training run, fully resolved (weights are numbers, the recipe is explicit).
+
+    Model names are canonicalised on construction, so an alias (``MobileNetV2``) and its
+    canonical name (``mobilenetv2``) give one spec, one hash, one learning rate and one store path.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -42,11 +72,39 @@ class RunSpec(BaseModel):
     amp: Optional[str] = None
     channels_last: bool = False
 
+    @field_validator("teacher", "student")
+    @classmethod
+    def _canonical_model(cls, name: Optional[str]) -> Optional[str]:
+        return canonical_model_name(name)
+
+    @classmethod
+    def for_teacher(cls, arch: str, seed: int = 0, **shared: Any) -> "RunSpec":
+        """The one constructor of teacher-training specs: CE only, on ``arch``, ``seed``;
+        ``shared`` holds every other field (suite, dataset, recipe, split, speed options)."""
+        return cls(role="teacher", teacher=None, student=arch, loss="teacher",
+                   terms=(("ce", 1.0),), hparams=(), seed=seed, teacher_seed=seed, **shared)
+
+    def identity(self) -> dict[str, Any]:
+        """The resolved configuration that decides the run's numbers (JSON-ready)."""
+        return self.model_dump(mode="json", exclude=set(NON_IDENTITY_FIELDS))
+
     @property
     def config_hash(self) -> str:
-        payload = self.model_dump(mode="json", exclude={"suite"})
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """The run's identity: a digest of :meth:`identity` (every field but the suite name)."""
+        return _digest(self.identity())
+
+    @property
+    def setting_hash(self) -> str:
+        """The run's configuration without its seeds: runs of one leaderboard cell share it."""
+        return _digest(self.model_dump(mode="json", exclude=set(NON_IDENTITY_FIELDS | SEED_FIELDS)))
+
+    def to_json(self) -> str:
+        """The full spec as compact JSON (MLflow tag ``kdbench.spec``; :meth:`from_json`)."""
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunSpec":
+        return cls.model_validate_json(text)
 
     @property
     def term_weights(self) -> dict[str, float]:
@@ -64,48 +122,40 @@ class RunSpec(BaseModel):
         return self.recipe.scaled
 
     def teacher_spec(self) -> "RunSpec":
-        """The spec of the CE-only run that trains this run's teacher."""
+        """The spec of the CE-only run that trains this run's teacher: every field that is not
+        the student's own is inherited, so a new setting reaches the teacher by itself."""
         if self.teacher is None:
             raise ValueError("a teacher run has no teacher")
-        return RunSpec(suite=self.suite, role="teacher", dataset=self.dataset, teacher=None,
-                       student=self.teacher, loss="teacher", terms=(("ce", 1.0),),
-                       seed=self.teacher_seed, teacher_seed=self.teacher_seed,
-                       recipe=self.recipe, val_fraction=self.val_fraction,
-                       split_seed=self.split_seed, amp=self.amp,
-                       channels_last=self.channels_last)
+        shared = {name: getattr(self, name) for name in type(self).model_fields
+                  if name not in TEACHER_OWN_FIELDS}
+        return type(self).for_teacher(self.teacher, self.teacher_seed, **shared)
 
     def cohort_key(self) -> tuple:
-        """Runs with equal keys share the data stream and the teacher's forward."""
-        r = self.recipe
-        return (self.dataset, self.teacher, self.teacher_seed, self.seed, r.epochs,
-                r.batch_size, r.augment, r.name, r.scaled, self.val_fraction, self.split_seed,
-                self.amp, self.channels_last)
+        """Runs with equal keys share the data stream and the teacher's forward: every field
+        except the members' own (:data:`MEMBER_FIELDS`) and the suite name."""
+        shared = self.model_dump(mode="json", exclude=set(MEMBER_FIELDS | NON_IDENTITY_FIELDS))
+        return tuple(sorted((name, json.dumps(value, sort_keys=True))
+                            for name, value in shared.items()))
 
     def tags(self) -> dict[str, str]:
-        """The MLflow tags of DESIGN.md's schema (those the spec alone decides)."""
-        return {
-            "kdbench.role": self.role, "suite": self.suite, "dataset": self.dataset,
-            "teacher": self.teacher or self.student, "student": self.student,
-            "loss": self.loss, "seed": str(self.seed), "recipe": self.recipe.name,
-            "config_hash": self.config_hash, "scaled": str(self.scaled).lower(),
-        }
+        """The MLflow tags the spec alone decides (names from :mod:`benchmark.records`)."""
+        from benchmark.records import spec_tags
+
+        return spec_tags(self)
 
     def params(self) -> dict[str, str]:
-        """The resolved config, flattened for MLflow params."""
-        flat = {
-            "role": self.role, "dataset": self.dataset, "teacher": self.teacher or "",
-            "student": self.student, "loss": self.loss, "seed": self.seed,
-            "teacher_seed": self.teacher_seed, "val_fraction": self.val_fraction,
-            "split_seed": self.split_seed, "amp": self.amp or "fp32",
-            "channels_last": self.channels_last, "lr": self.lr,
-        }
-        for name, weight in self.terms:
-            flat[f"weight.{name}"] = weight
-        for term, values in self.hparams:
-            for key, value in values:
-                flat[f"hparam.{term}.{key}"] = value
-        for key, value in self.recipe.model_dump(mode="json").items():
-            flat[f"recipe.{key}"] = value
+        """The resolved config, flattened for MLflow params (derived from the fields)."""
+        flat: dict[str, Any] = {"lr": self.lr}
+        for name, value in self.model_dump(mode="json").items():
+            if name == "terms":
+                flat.update({f"weight.{term}": weight for term, weight in value})
+            elif name == "hparams":
+                flat.update({f"hparam.{term}.{key}": v for term, values in value
+                             for key, v in values})
+            elif isinstance(value, dict):
+                flat.update({f"{name}.{key}": v for key, v in value.items()})
+            elif name not in NON_IDENTITY_FIELDS:
+                flat[name] = "" if value is None else value
         return {k: str(v) for k, v in flat.items()}
 
 
@@ -162,6 +212,8 @@ def parse_only(text: Optional[str]) -> dict[str, set[str]]:
         if key not in allowed:
             raise UserError(f"--only key '{key}' is unknown (in '{text}'). Allowed keys: "
                             + ", ".join(allowed) + ".")
+        if key in ("teacher", "student"):
+            value = canonical_model_name(value)
         result.setdefault(key, set()).add(value)
     return result
 
@@ -173,15 +225,9 @@ def _matches(spec: RunSpec, only: dict[str, set[str]]) -> bool:
 
 
 def _loss_configs(suite: SuiteConfig) -> list[LossConfig]:
-    from losses.composite import expand_loss_label
+    from benchmark.config import as_loss_config
 
-    configs = []
-    for loss in suite.losses:
-        if isinstance(loss, str):
-            configs.append(LossConfig(label=loss, terms=expand_loss_label(loss)))
-        else:
-            configs.append(loss)
-    return configs
+    return [as_loss_config(loss) for loss in suite.losses]
 
 
 def _resolve_weight(term: str, weight, *, suite: SuiteConfig, dataset: str, teacher: str,

@@ -22,8 +22,8 @@ from benchmark.engine import RunEnv, RunResult, train_cohort
 from benchmark.executors import DEFAULT_MAX_RETRIES
 from benchmark.plan import (Cohort, PlanOptions, RunSpec, expand_suite, group_cohorts,
                             teacher_specs)
-
-DEFAULT_STORE = "kdbench-store"
+from benchmark.records import Metric, Status, Tag
+from benchmark.store import DEFAULT_STORE, Store
 
 
 @dataclass
@@ -82,9 +82,10 @@ def make_plan(suite: SuiteConfig, plan_options: PlanOptions, options: RunOptions
               tracker) -> Plan:
     from benchmark.teachers import TeacherStore
 
+    from benchmark.records import select
+
     runs = expand_suite(suite, plan_options)
-    existing = tracker.runs_by_hash(suite.name)
-    finished = {h for h, rs in existing.items() if any(r.info.status == "FINISHED" for r in rs)}
+    finished = select(tracker.records(suite.name)).counted  # the one rule: what counts is done
     done = [r for r in runs if r.config_hash in finished]
     todo = [r for r in runs if r.config_hash not in finished]
     store = TeacherStore(options.store)
@@ -128,35 +129,52 @@ def check_datasets(plan: Plan, options: RunOptions) -> None:
                         split_seed=spec.split_seed, download=options.download)
 
 
-def _assign_run_ids(tracker, suite: str, specs: list[RunSpec], device: str) -> dict[str, str]:
+def _assign_run_ids(tracker, suite: str, specs: list[RunSpec], device: str,
+                    store: str) -> dict[str, str]:
     """Reuse the MLflow run of an interrupted run; create one for a new (or failed) run."""
+    from benchmark.records import resumable
+
     existing = tracker.runs_by_hash(suite)
     ids = {}
     for spec in specs:
-        resumable = [r for r in existing.get(spec.config_hash, [])
-                     if r.info.status in ("RUNNING", "SCHEDULED", "KILLED")]
-        if resumable:
-            ids[spec.config_hash] = resumable[0].info.run_id
-            tracker.reopen_run(resumable[0].info.run_id)
+        interrupted = resumable(existing.get(spec.config_hash, []))
+        if interrupted is not None:
+            ids[spec.config_hash] = interrupted.run_id
+            tracker.reopen_run(interrupted.run_id)
         else:
-            ids[spec.config_hash] = tracker.start_run(suite, spec, {"device": device})
+            ids[spec.config_hash] = tracker.start_run(
+                suite, spec, {Tag.DEVICE: device, **_teacher_identity(spec, store)})
     return ids
+
+
+def _teacher_identity(spec: RunSpec, store: str) -> dict[str, str]:
+    """The sha256 of the teacher weights a student run distils from (its spec names the
+    teacher's training run; this names the exact file)."""
+    from benchmark.teachers import TeacherStore
+
+    if spec.teacher is None:
+        return {}
+    teachers = TeacherStore(store)
+    teacher = spec.teacher_spec()
+    if not teachers.has(teacher):
+        return {}
+    return {Tag.TEACHER_SHA256: teachers.metadata(teacher).get("sha256", "")}
 
 
 def _finalise(tracker, result: RunResult) -> None:
     if result.run_id is None:
         return
-    if result.status == "FINISHED":
+    if result.status == Status.FINISHED:
         tracker.log_metrics(result.run_id, {
-            "test_acc_last": result.test_acc_last, "test_acc_best": result.test_acc_best,
-            "best_epoch": result.best_epoch, "wall_time_s": result.wall_time_s,
-            "test_top5_last": result.test_top5_last,
+            Metric.TEST_ACC_LAST: result.test_acc_last, Metric.TEST_ACC_BEST: result.test_acc_best,
+            Metric.BEST_EPOCH: result.best_epoch, Metric.WALL_TIME_S: result.wall_time_s,
+            Metric.TEST_TOP5_LAST: result.test_top5_last,
         }, step=result.spec.recipe.epochs)
         if result.weights_path:
-            tracker.set_tags(result.run_id, {"weights_path": result.weights_path})
-        tracker.finish(result.run_id, "FINISHED")
+            tracker.set_tags(result.run_id, {Tag.WEIGHTS_PATH: result.weights_path})
+        tracker.finish(result.run_id, Status.FINISHED)
     else:
-        tracker.finish(result.run_id, "FAILED", reason=result.reason)
+        tracker.finish(result.run_id, Status.FAILED, reason=result.reason)
 
 
 def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
@@ -172,7 +190,7 @@ def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
     load_plugins(options.plugins)  # a worker process or Ray task registers the plugins too
     device = resolve_device(options.device)
     tracker = Tracker(options.tracking_uri)
-    run_ids = _assign_run_ids(tracker, suite, specs, str(device))
+    run_ids = _assign_run_ids(tracker, suite, specs, str(device), options.store)
     env = RunEnv(device=device, store=Path(options.store),
                  data_dir=Path(options.data_dir) if options.data_dir else None,
                  download=options.download, tracker=tracker, suite=suite,
@@ -185,8 +203,7 @@ def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
     for result in results:
         _finalise(tracker, result)
         if result.status == "FINISHED":
-            remove_checkpoint(Path(options.store) / "checkpoints" /
-                              f"{result.spec.config_hash}.pt")
+            remove_checkpoint(Store(options.store).checkpoint(result.spec.config_hash))
     return results
 
 
@@ -194,27 +211,28 @@ def record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
     """Give each teacher that came from the store a FINISHED run in this suite's experiment."""
     from benchmark.teachers import TeacherStore
 
+    from benchmark.records import resumable, select
+
     store = TeacherStore(options.store)
+    records = tracker.records(plan.suite.name)
+    counted = select(records).counted
     existing = tracker.runs_by_hash(plan.suite.name)
     for spec in teacher_specs(plan.runs):
         spec = spec.model_copy(update={"suite": plan.suite.name})
-        if not store.has(spec):
-            continue
-        runs = existing.get(spec.config_hash, [])
-        if any(r.info.status == "FINISHED" for r in runs):
+        if not store.has(spec) or spec.config_hash in counted:
             continue
         meta = store.metadata(spec)
-        unfinished = [r for r in runs if r.info.status in ("RUNNING", "KILLED")]
-        if unfinished:  # trained and stored, but interrupted before MLflow heard of it
-            run_id = unfinished[0].info.run_id
+        unfinished = resumable(existing.get(spec.config_hash, []))
+        if unfinished is not None:  # trained and stored, but interrupted before MLflow heard
+            run_id = unfinished.run_id
         else:
-            run_id = tracker.start_run(plan.suite.name, spec, {"source": meta["source"],
-                                                                "device": "store"})
-        tracker.log_metrics(run_id, {"test_acc_last": meta["test_acc"],
-                                     "test_acc": meta["test_acc"]}, step=spec.recipe.epochs)
-        tracker.set_tags(run_id, {"weights_path": str(store.weights_path(spec)),
-                                  "sha256": meta["sha256"]})
-        tracker.finish(run_id, "FINISHED")
+            run_id = tracker.start_run(plan.suite.name, spec, {Tag.SOURCE: meta["source"],
+                                                                Tag.DEVICE: "store"})
+        tracker.log_metrics(run_id, {Metric.TEST_ACC_LAST: meta["test_acc"],
+                                     Metric.TEST_ACC: meta["test_acc"]}, step=spec.recipe.epochs)
+        tracker.set_tags(run_id, {Tag.WEIGHTS_PATH: str(store.weights_path(spec)),
+                                  Tag.SHA256: meta["sha256"]})
+        tracker.finish(run_id, Status.FINISHED)
 
 
 def _dispatch(batches: list[list[RunSpec]], suite: str, options: RunOptions, executor,
@@ -254,9 +272,9 @@ def _lost_cohort(specs: list[RunSpec], suite: str, options: RunOptions,
     for spec in specs:
         run_id = None
         for run in existing.get(spec.config_hash, []):
-            if run.info.status == "RUNNING":
-                run_id = run.info.run_id
-                tracker.finish(run_id, "KILLED", reason=reason)
+            if run.status == Status.RUNNING:
+                run_id = run.run_id
+                tracker.finish(run_id, Status.KILLED, reason=reason)
         results.append(RunResult(spec, "FAILED", reason=reason, run_id=run_id))
     return results
 

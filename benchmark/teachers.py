@@ -1,6 +1,7 @@
 """The teacher store: trained (or imported) teachers as safetensors plus a metadata file.
 
-Layout: ``<store>/teachers/<dataset>/<arch>-seed<seed>-<config_hash>.safetensors`` and a ``.json``
+Layout (owned by :class:`benchmark.store.Store`):
+``<store>/teachers/<dataset>/<arch>-seed<seed>-<config_hash>.safetensors`` and a ``.json``
 beside it holding arch, dataset, recipe, seed, test accuracy, the sha256 of the weights file and
 where the weights came from. The key is the config hash of the teacher's own training run, so a
 suite finds exactly the teacher its recipe would train; loading verifies the sha256.
@@ -20,6 +21,7 @@ from benchmark.checkpoint import atomic_write_bytes
 from benchmark.errors import UserError
 from benchmark.plan import RunSpec
 from benchmark.recipes import get_recipe
+from benchmark.store import Store
 
 
 def sha256_of(path: Path) -> str:
@@ -33,25 +35,25 @@ def sha256_of(path: Path) -> str:
 def teacher_spec_for(arch: str, dataset: str, recipe: str = "crd-cifar", seed: int = 0,
                      epochs: Optional[int] = None, batch_size: Optional[int] = None) -> RunSpec:
     """The spec of the CE-only run that would train ``arch`` on ``dataset`` with ``recipe``."""
-    return RunSpec(suite="teachers", role="teacher", dataset=dataset, teacher=None,
-                   student=arch, loss="teacher", terms=(("ce", 1.0),), seed=seed,
-                   teacher_seed=seed, recipe=get_recipe(recipe).scaled_to(epochs, batch_size))
+    return RunSpec.for_teacher(arch, seed, suite="teachers", dataset=dataset,
+                               recipe=get_recipe(recipe).scaled_to(epochs, batch_size))
 
 
 class TeacherStore:
     """Teachers on disk, keyed by their training run's config hash."""
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root) / "teachers"
+    def __init__(self, root: str | Path | Store):
+        self.store = Store(root)
+        self.root = self.store.teachers_dir
 
-    def _stem(self, spec: RunSpec) -> Path:
-        return self.root / spec.dataset / f"{spec.student}-seed{spec.seed}-{spec.config_hash}"
+    def _key(self, spec: RunSpec) -> tuple[str, str, int, str]:
+        return spec.dataset, spec.student, spec.seed, spec.config_hash
 
     def weights_path(self, spec: RunSpec) -> Path:
-        return self._stem(spec).with_suffix(".safetensors")
+        return self.store.teacher_weights(*self._key(spec))
 
     def meta_path(self, spec: RunSpec) -> Path:
-        return self._stem(spec).with_suffix(".json")
+        return self.store.teacher_meta(*self._key(spec))
 
     def has(self, spec: RunSpec) -> bool:
         return self.weights_path(spec).exists() and self.meta_path(spec).exists()
@@ -103,9 +105,7 @@ class TeacherStore:
         return model, meta
 
     def list(self) -> list[dict[str, Any]]:
-        if not self.root.exists():
-            return []
-        return [json.loads(p.read_text()) for p in sorted(self.root.glob("*/*.json"))]
+        return [json.loads(p.read_text()) for p in self.store.teacher_meta_files()]
 
     def import_published(self, spec: RunSpec, checkpoint: str | Path, num_classes: int,
                          test_acc: Optional[float] = None) -> dict[str, Any]:

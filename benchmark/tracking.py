@@ -23,11 +23,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 # kdbench reports its own progress; a "View run at URL" line per finished run is noise.
 os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
-EXPERIMENT_PREFIX = "kdbench/"
-
-
-def experiment_name(suite: str) -> str:
-    return f"{EXPERIMENT_PREFIX}{suite}"
+from benchmark.records import (CONFIG_ARTIFACT, EXPERIMENT_PREFIX, RunRecord, Status, Tag,  # noqa: F401
+                               by_identity, experiment_name)
 
 
 def default_tracking_uri() -> str:
@@ -65,7 +62,19 @@ def where_tags() -> dict[str, str]:
     """Which machine and process trains a run (on a cluster: which node had the task)."""
     import socket
 
-    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+    return {Tag.HOST: socket.gethostname(), Tag.PID: str(os.getpid())}
+
+
+def run_environment_tags() -> dict[str, str]:
+    """Where and with what a run is trained: host and pid, the ``env.*`` tags of
+    :func:`benchmark.environment.environment_tags` (CPU model and ISA, GPU, driver, CUDA,
+    cuDNN, library versions, thread count, kdbench version and commit), and the short
+    ``git_commit`` / ``torch_version`` / ``torch_threads`` tags older readers use."""
+    from benchmark.environment import environment_tags
+
+    env = environment_tags()
+    return {**where_tags(), **env, "git_commit": env["env.git_commit"],
+            "torch_version": env["env.torch"], "torch_threads": env["env.torch_threads"]}
 
 
 class Tracker:
@@ -106,18 +115,27 @@ class Tracker:
                 return exp.experiment_id
             if not create:
                 return None
-            return self.client.create_experiment(experiment_name(suite))
+            return self.client.create_experiment(experiment_name(suite),
+                                                 artifact_location=self._artifact_location(suite))
 
-    def runs_by_hash(self, suite: str) -> dict[str, list]:
-        """All runs of the suite's experiment, grouped by their ``config_hash`` tag."""
+    def _artifact_location(self, suite: str) -> Optional[str]:
+        """Beside a SQLite store, artifacts go to ``mlartifacts/`` next to the database (not
+        MLflow's ``./mlruns`` in whatever directory the process runs in); servers decide."""
+        if self._lock_path is None:
+            return None
+        folder = self._lock_path.parent / "mlartifacts" / suite.replace("/", "_")
+        return folder.resolve().as_uri()
+
+    def records(self, suite: str) -> list[RunRecord]:
+        """Every run of the suite's experiment as a :class:`RunRecord`."""
         exp_id = self.experiment_id(suite, create=False)
         if exp_id is None:
-            return {}
-        runs = self.search(exp_id)
-        grouped: dict[str, list] = {}
-        for run in runs:
-            grouped.setdefault(run.data.tags.get("config_hash", ""), []).append(run)
-        return grouped
+            return []
+        return [RunRecord.from_mlflow(run) for run in self.search(exp_id)]
+
+    def runs_by_hash(self, suite: str) -> dict[str, list[RunRecord]]:
+        """The suite's records grouped by identity (config hash), oldest first."""
+        return by_identity(self.records(suite))
 
     def create_run(self, experiment_id: str, tags: dict[str, str],
                    params: dict[str, object] | None = None) -> str:
@@ -137,21 +155,33 @@ class Tracker:
             return self.client.search_runs([experiment_id], max_results=50000)
 
     def start_run(self, suite: str, spec, extra_tags: dict[str, str]) -> str:
-        """Create a RUNNING run with the spec's params and tags; returns its id."""
-        import torch
+        """Create a RUNNING run with the spec's params and tags, the environment's tags
+        (:func:`run_environment_tags`) and the resolved configuration as the artifact
+        ``config.json``; returns its id."""
+        tags = {**spec.tags(), **run_environment_tags(), **extra_tags}
+        run_id = self.create_run(self.experiment_id(suite), tags, spec.params())
+        self.log_config(run_id, spec)
+        return run_id
 
-        tags = {**spec.tags(), "git_commit": git_commit(), "torch_version": torch.__version__,
-                "torch_threads": str(torch.get_num_threads()), **where_tags(),
-                **extra_tags, "mlflow.runName": f"{spec.loss}:{spec.student}:s{spec.seed}"}
-        return self.create_run(self.experiment_id(suite), tags, spec.params())
+    def log_config(self, run_id: str, spec) -> None:
+        """The resolved configuration (the spec, its hashes and the lr it trains at)."""
+        import json
+
+        config = {"config_hash": spec.config_hash, "setting_hash": spec.setting_hash,
+                  "lr": spec.lr, "spec": spec.model_dump(mode="json")}
+        with self._locked():
+            self.client.log_text(run_id, json.dumps(config, indent=2, sort_keys=True),
+                                 CONFIG_ARTIFACT)
 
     def reopen_run(self, run_id: str) -> None:
-        """Mark an interrupted run RUNNING again (in this host and process) before it resumes."""
+        """Mark an interrupted run RUNNING again (in this host and process) before it resumes;
+        the environment tags then describe where it finished."""
         from mlflow.entities import RunTag
 
+        tags = {**run_environment_tags()}
         with self._locked():
-            self.client.update_run(run_id, status="RUNNING")
-            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in where_tags().items()])
+            self.client.update_run(run_id, status=Status.RUNNING)
+            self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         from mlflow.entities import Metric

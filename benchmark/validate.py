@@ -5,11 +5,15 @@ verdict per pair from Welch's t-test over seeds."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from benchmark.config import LossConfig, SuiteConfig
 from benchmark.errors import UserError
 from benchmark.plan import PlanOptions, RunSpec
+
+if TYPE_CHECKING:
+    from benchmark.runner import RunOptions
+    from studies.tuner import StudyReport
 
 BASELINE = "sp"
 
@@ -54,17 +58,18 @@ def verdicts(runs: list[RunSpec], tracker, suite: str, loss: str) -> list[PairVe
     """Welch's t-test per pair on the protocol metric of the plan's finished runs."""
     from benchmark.leaderboard.stats import welch_test
 
-    by_hash = tracker.runs_by_hash(suite)
+    from benchmark.records import Metric, select
+
+    counted = select(tracker.records(suite)).counted  # the rule the leaderboard and probe use
     results: dict[tuple, dict[str, list[float]]] = {}
     for spec in runs:
-        finished = [r for r in by_hash.get(spec.config_hash, []) if r.info.status == "FINISHED"
-                    and "test_acc_last" in r.data.metrics]
-        if not finished:
+        record = counted.get(spec.config_hash)
+        if record is None:
             continue
         key = (spec.dataset, spec.teacher, spec.student)
         side = "baseline" if dict(spec.terms).get(BASELINE) is not None else "candidate"
         results.setdefault(key, {"baseline": [], "candidate": []})[side].append(
-            finished[0].data.metrics["test_acc_last"])
+            record.metric(Metric.TEST_ACC_LAST))
     out = []
     for (dataset, teacher, student), values in results.items():
         comparison = welch_test(values["candidate"], values["baseline"])
@@ -75,20 +80,30 @@ def verdicts(runs: list[RunSpec], tracker, suite: str, loss: str) -> list[PairVe
     return out
 
 
-def tune_both(suite_name: str, loss: str, trials: int, epochs: Optional[int],
-              common_args: list[str]) -> None:
-    """Tune SP and the new loss with the same budget (an existing study just continues)."""
-    from benchmark.cli import main
+def tune_both(suite: SuiteConfig, loss: str, trials: int, epochs: Optional[int],
+              options: RunOptions) -> list[StudyReport]:
+    """Tune SP and the new loss with the same budget, exactly as ``kdbench tune SUITE --loss
+    sp,LOSS --trials N [--epochs E]`` would (same study names, budgets and tuned-weights file;
+    an existing study just continues), so the suite's ``weight: tuned`` rows find both."""
+    from benchmark.errors import user_error
+    from studies.targets import TargetFilter
+    from studies.tuner import TuneSettings, all_tuned, tune_losses
 
-    args = ["tune", suite_name, "--loss", f"{BASELINE},{loss}", "--trials", str(trials),
-            *common_args]
-    if epochs is not None:
-        args += ["--epochs", str(epochs)]
-    code = main(args)
-    if code != 0:
-        raise UserError(f"Tuning {BASELINE} and {loss} on suite '{suite_name}' failed (exit "
-                        f"{code}); see the messages above. Fix that, or validate without "
-                        "--tune-trials to use the default weights.")
+    if trials < 1:
+        raise user_error(f"--tune-trials must be at least 1, got {trials}", "--tune-trials",
+                         "pass the number of trials each study should run, e.g. "
+                         "--tune-trials 12, or leave it out to use the default weights")
+    reports = tune_losses(suite, TargetFilter(losses=[BASELINE, loss]),
+                          TuneSettings(trials=trials), options, epochs=epochs)
+    if not all_tuned(reports):
+        missing = [r.target.describe() for r in reports if r.entry is None]
+        why = (f"no trial completed for {'; '.join(missing)} (see the table above: every "
+               "trial pruned or failed, or the study is still running elsewhere)" if missing
+               else "no study could run (see the messages above)")
+        raise UserError(f"Tuning {BASELINE} and {loss} on suite '{suite.name}' gave no tuned "
+                        f"weight: {why}. Fix that and validate again (the studies continue), "
+                        "or validate without --tune-trials to use the default weights.")
+    return reports
 
 
 def plan_options(epochs: Optional[int], seeds: Optional[list[int]],

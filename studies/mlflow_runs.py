@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from optuna.trial import TrialState
 
+from benchmark.records import Role, Status, Tag, tune_suite
+
 PARENT_ATTR = "mlflow_parent_runs"  # {tracking URI: parent run id}
 RUN_ID_ATTR = "kdbench.mlflow_run_id"
 STATE_NAMES = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned",
                TrialState.FAIL: "failed"}
-MLFLOW_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED",
-                 TrialState.FAIL: "FAILED"}
+MLFLOW_STATUS = {TrialState.COMPLETE: Status.FINISHED, TrialState.PRUNED: Status.KILLED,
+                 TrialState.FAIL: Status.FAILED}
 
 
 def open_tracker(tracking_uri=None):
@@ -32,9 +34,7 @@ def open_tracker(tracking_uri=None):
 
 def tune_experiment(suite: str) -> str:
     """The Tracker's suite key whose experiment (``kdbench/<suite>-tune``) holds studies."""
-    from studies.targets import TUNE_SUFFIX
-
-    return suite + TUNE_SUFFIX
+    return tune_suite(suite)
 
 
 class StudyRuns:
@@ -65,15 +65,14 @@ class StudyRuns:
         return self.parent_id
 
     def _create_parent(self) -> str:
-        from benchmark.tracking import git_commit
+        from benchmark.tracking import run_environment_tags
         from studies.storage import public_url
 
         t = self.target
-        tags = {"kdbench.role": "study", "suite": t.suite, "dataset": t.dataset,
-                "teacher": t.teacher, "student": t.student, "loss": t.loss,
-                "optuna.study": self.study.study_name, "optuna.storage":
-                public_url(self.storage_url), "git_commit": git_commit(),
-                "mlflow.runName": f"study {self.study.study_name}"}
+        tags = {**run_environment_tags(), Tag.ROLE: Role.STUDY, Tag.SUITE: t.suite,
+                Tag.DATASET: t.dataset, Tag.TEACHER: t.teacher, Tag.STUDENT: t.student,
+                Tag.LOSS: t.loss, "optuna.study": self.study.study_name, "optuna.storage":
+                public_url(self.storage_url), Tag.RUN_NAME: f"study {self.study.study_name}"}
         exp_id = self.tracker.experiment_id(self.experiment)
         params = {k: v for k, v in self.study.user_attrs.items()
                   if k not in (PARENT_ATTR, "trials")}
@@ -96,14 +95,14 @@ class StudyRuns:
         self.tracker.log_metrics(self.parent_id, metrics, step=step)
         self.tracker.set_tags(self.parent_id, tags)
         if finished:
-            self.tracker.finish(self.parent_id, "FINISHED")
+            self.tracker.finish(self.parent_id, Status.FINISHED)
 
     # ----- trial runs -----
     def start_trial(self, trial, spec) -> str:
-        tags = {"kdbench.role": "trial", "mlflow.parentRunId": self.parent_id,
+        tags = {Tag.ROLE: Role.TRIAL, Tag.PARENT_RUN: self.parent_id,
                 "optuna.study": self.study.study_name, "optuna.trial": str(trial.number)}
         run_id = self.tracker.start_run(self.experiment, spec, tags)
-        self.tracker.set_tags(run_id, {"mlflow.runName": f"trial {trial.number}"})
+        self.tracker.set_tags(run_id, {Tag.RUN_NAME: f"trial {trial.number}"})
         trial.set_user_attr(RUN_ID_ATTR, run_id)
         return run_id
 
@@ -125,5 +124,5 @@ class StudyRuns:
         run_id = frozen.user_attrs.get(RUN_ID_ATTR)
         if run_id:
             self.tracker.set_tags(run_id, {"trial_state": "failed"})
-            self.tracker.finish(run_id, "FAILED", reason="its process stopped (no heartbeat); "
+            self.tracker.finish(run_id, Status.FAILED, reason="its process stopped (no heartbeat); "
                                 "retried as a new trial resuming from its checkpoint")

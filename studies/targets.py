@@ -15,9 +15,9 @@ from typing import Iterable, Optional
 from benchmark.config import LossConfig, SuiteConfig
 from benchmark.errors import user_error
 from benchmark.plan import PlanOptions, RunSpec, expand_suite
+from benchmark.records import TUNE_SUFFIX  # noqa: F401  (the schema's one home)
 
 STUDY_VAL_FRACTION = 0.1
-TUNE_SUFFIX = "-tune"
 
 
 @dataclass(frozen=True)

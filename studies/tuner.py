@@ -21,10 +21,11 @@ from typing import Optional
 
 import optuna
 
+from benchmark.config import SuiteConfig
 from benchmark.runner import RunOptions, open_executor, with_absolute_paths
 from studies.heartbeat import DEFAULT_GRACE_S, DEFAULT_INTERVAL_S
 from studies.storage import absolute_storage
-from studies.targets import TuneTarget
+from studies.targets import TargetFilter, TuneTarget
 
 DEFAULT_TRIALS = 12
 DEFAULT_COHORT_SIZE = 4
@@ -217,6 +218,34 @@ def _work_on_executor(named, settings: TuneSettings, options: RunOptions,
         for name, n in outcome.items():
             totals[name] = totals.get(name, 0) + n
     return totals
+
+
+def tune_losses(suite: SuiteConfig, selection: TargetFilter, settings: TuneSettings,
+                options: RunOptions, *, epochs: Optional[int] = None,
+                train_seed: Optional[int] = None) -> list[StudyReport]:
+    """What ``kdbench tune`` does, as a library call (``kdbench validate --tune-trials`` uses it
+    too): select the suite's targets, announce them, run every study to its budget (an existing
+    study just continues), write the best weights to the tuned-weights file and print the closing
+    table. The file is ``settings.tuned_weights``, else the suite's ``tuned_weights`` (where its
+    ``weight: tuned`` rows look), else ``tuned_weights.yaml``. Bad input is a ``UserError``."""
+    from studies.report import print_reports
+    from studies.targets import select_targets
+
+    if settings.tuned_weights is None:
+        settings = dataclasses.replace(settings, tuned_weights=suite.tuned_weights)
+    targets = select_targets(suite, selection, epochs=epochs, train_seed=train_seed)
+    print(f"Tuning {len(targets)} loss(es) of suite '{suite.name}': {settings.trials} trials "
+          f"each, {targets[0].base.recipe.epochs} epochs, space '{settings.space}', "
+          f"pruner {settings.pruner}, sampler {settings.sampler} (seed {settings.seed}).",
+          flush=True)
+    reports = tune(suite, targets, settings, options)
+    print_reports(reports, settings)
+    return reports
+
+
+def all_tuned(reports: list[StudyReport]) -> bool:
+    """Whether there were studies and every one of them wrote a best weight."""
+    return bool(reports) and all(r.entry is not None for r in reports)
 
 
 def tune(suite, targets: list[TuneTarget], settings: TuneSettings,

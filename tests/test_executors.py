@@ -116,7 +116,7 @@ def test_a_lost_cohort_is_killed_in_mlflow_and_resumes_on_the_next_run(tmp_path)
     specs = expand_suite(load_suite(str(suite)), PlanOptions(epochs=2))
     uri = f"sqlite:///{tmp_path}/m.db"
     tracker = Tracker(uri)
-    first = _assign_run_ids(tracker, "lost", specs, "cpu")
+    first = _assign_run_ids(tracker, "lost", specs, "cpu", str(tmp_path))
     options = RunOptions(store=str(tmp_path / "store"), tracking_uri=uri)
     results = _lost_cohort(specs, "lost", options, "node died")
     assert [r.status for r in results] == ["FAILED", "FAILED"]
@@ -125,6 +125,6 @@ def test_a_lost_cohort_is_killed_in_mlflow_and_resumes_on_the_next_run(tmp_path)
         run = tracker.get_run(first[spec.config_hash])
         assert run.info.status == "KILLED"
         assert run.data.tags["failure_reason"] == "node died"
-    again = _assign_run_ids(tracker, "lost", specs, "cpu")
+    again = _assign_run_ids(tracker, "lost", specs, "cpu", str(tmp_path))
     assert again == first  # the next run resumes the same MLflow runs
     assert all(tracker.get_run(i).info.status == "RUNNING" for i in again.values())

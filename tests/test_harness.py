@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
+from benchmark.store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -69,10 +70,9 @@ def finished_metrics(tmp_path: Path, suite: str) -> dict[tuple, dict]:
 
     tracker = Tracker(f"sqlite:///{tmp_path}/mlflow.db")
     out = {}
-    for runs in tracker.runs_by_hash(suite).values():
-        for run in runs:
-            tags = run.data.tags
-            out[(tags["kdbench.role"], tags["loss"], tags["seed"], run.info.status)] = run
+    for run in tracker.search(tracker.experiment_id(suite, create=False)):
+        tags = run.data.tags
+        out[(tags["kdbench.role"], tags["loss"], tags["seed"], run.info.status)] = run
     return out
 
 
@@ -98,7 +98,7 @@ def test_cohort_equals_separate_runs_bit_for_bit(tmp_path):
     alone = []
     for i, spec in enumerate(specs):
         store = tmp_path / f"alone{i}"
-        shutil.copytree(tmp_path / "store" / "teachers", store / "teachers")
+        shutil.copytree(Store(tmp_path / "store").teachers_dir, Store(store).teachers_dir)
         alone_env = RunEnv(device=torch.device("cpu"), store=store)
         alone += train_cohort([spec], alone_env, on_epoch=record)
     assert set(histories) == set(cohort_histories) == {"student", "sp", "crd", "fitnet"}
@@ -119,6 +119,18 @@ def test_cohort_equals_separate_runs_bit_for_bit(tmp_path):
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def _config_artifact(tmp_path: Path, run) -> dict:
+    """The run's ``config.json`` artifact (the resolved configuration)."""
+    import json
+
+    import mlflow.artifacts
+
+    path = mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="config.json",
+                                               tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                                               dst_path=str(tmp_path / run.info.run_id))
+    return json.loads(Path(path).read_text())
+
+
 def test_run_tracks_everything_then_skips_when_finished(tmp_path, capsys):
     suite = write_suite(tmp_path, "tracked", "student, kd, sp", seeds="0, 1")
     assert main(cli(tmp_path, "run", str(suite), "--epochs", "2")) == 0
@@ -129,8 +141,14 @@ def test_run_tracks_everything_then_skips_when_finished(tmp_path, capsys):
     for run in students + teachers:
         tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
         for tag in ("suite", "dataset", "teacher", "student", "loss", "seed", "recipe",
-                    "config_hash", "git_commit", "torch_version", "device"):
+                    "config_hash", "setting_hash", "kdbench.spec", "git_commit",
+                    "torch_version", "device", "env.cpu_model", "env.cpu_isa", "env.gpu",
+                    "env.cuda", "env.cudnn", "env.gpu_driver", "env.torch", "env.torchvision",
+                    "env.numpy", "env.torch_threads", "env.kdbench_version", "env.git_commit"):
             assert tags.get(tag), tag
+        config = _config_artifact(tmp_path, run)
+        assert config["config_hash"] == tags["config_hash"]
+        assert config["spec"]["seed"] == int(tags["seed"])
         assert tags["scaled"] == "true" and tags["suite"] == "tracked"
         for metric in ("test_acc_last", "test_acc_best", "best_epoch", "wall_time_s",
                        "train_acc", "test_acc", "lr", "images_per_s", "loss/total"):
@@ -198,7 +216,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
 
     students = {r.config_hash for r in expand_suite(load_suite(str(suite_a)),
                                                     PlanOptions(epochs=int(epochs)))}
-    checkpoints = victim / "store" / "checkpoints"
+    checkpoints = Store(victim / "store").checkpoints_dir
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         # Kill while the students train (CRD's memory banks are part of what must resume):

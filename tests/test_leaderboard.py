@@ -57,7 +57,8 @@ def store(tmp_path_factory):
     def log(role, dataset, teacher, student, loss, seed, value, status="FINISHED",
             reason=None, start=None):
         tags = {"kdbench.role": role, "suite": SUITE, "dataset": dataset, "teacher": teacher,
-                "student": student, "loss": loss, "seed": str(seed), "scaled": "false"}
+                "student": student, "loss": loss, "seed": str(seed), "scaled": "false",
+                "config_hash": "|".join([role, dataset, teacher, student, loss, str(seed)])}
         if reason:
             tags["failure_reason"] = reason
         run = client.create_run(experiment, start_time=start or next(clock), tags=tags)
@@ -150,9 +151,10 @@ def test_averages_and_best_marks(board):
 
 def test_unfinished_failed_and_superseded_runs_are_listed_not_averaged(board):
     table = table_of(board, "cifar100")
-    reasons = sorted(run.reason for run in table.excluded)
+    reasons = sorted(re.sub(r"\(\w+\)", "(ID)", run.reason) for run in table.excluded)
     assert reasons == ["failed: loss is NaN at epoch 3", "finished without test_acc_last",
-                       "in progress", "superseded by a later run of the same seed"]
+                       "in progress", "rerun: a later run (ID) of the same configuration and "
+                                      "seed counts"]
     assert "crd" not in table.rows and "vid" not in table.rows
     assert table.cell("sp", WRN).summary.n == 3  # the superseded 10.0 is not averaged in
 

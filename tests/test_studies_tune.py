@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from benchmark.cli import main
 from benchmark.config import load_suite
 from benchmark.runner import RunOptions
+from benchmark.store import Store
 from studies.targets import TargetFilter, select_targets, tuning_suite
 from studies.tuner import TuneSettings, tune
 
@@ -195,7 +196,7 @@ def test_pruner_stops_trials_early(workdir):
 
     for trial in study.trials:  # a told trial leaves no checkpoint behind
         spec = apply_params(targets[0].base, search_space(["kd"]), trial.params)
-        assert not (workdir / "store" / "checkpoints" / f"{spec.config_hash}.pt").exists()
+        assert not Store(workdir / "store").checkpoint(spec.config_hash).exists()
 
 
 def test_two_processes_on_one_storage_complete_exactly_n_trials(workdir, capsys):
@@ -229,7 +230,7 @@ def test_killed_study_continues_on_restart(workdir, capsys):
     storage = f"journal:{workdir}/killed.log"
     proc = spawn(workdir, cli_args(workdir, storage, "killed", 3))
     first_value, victim = _kill_during_second_trial(proc, storage)
-    checkpoint = workdir / "store" / "checkpoints" / f"{victim['hash']}.pt"
+    checkpoint = Store(workdir / "store").checkpoint(victim["hash"])
     assert checkpoint.exists()  # the dead trial left an epoch checkpoint behind
 
     assert main(cli_args(workdir, storage, "killed", 3)) == 0

@@ -42,6 +42,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="output folder (default results/SUITE, or "
                              "results/published/rendered with --published-only)")
     parser.add_argument("--dataset", default=None, help="only this dataset's table")
+    parser.add_argument("--configs", choices=("suite", "all"), default="suite",
+                        help="suite: each cell averages only runs of the suite's own "
+                             "configuration, other configurations are listed below the table "
+                             "(default); all: every configuration as its own labelled row, "
+                             "e.g. 'sp (w=1000)', 'kd (2 ep, scaled)'")
+    parser.add_argument("--suite-file", default=None,
+                        help="the suite YAML whose configuration the cells show (default: the "
+                             "built-in suite of that name)")
     parser.add_argument("--transfer", action="store_true",
                         help="the transfer table instead (CRD Table 8 layout): linear-probe "
                              "accuracies recorded by `kdbench probe SUITE`, written to "
@@ -62,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
         result = write_leaderboard(args.suite, args.tracking_uri, args.out,
                                    formats=args.format, metric=args.metric,
                                    against=args.against, published=args.published,
-                                   dataset=args.dataset)
+                                   dataset=args.dataset, suite_file=args.suite_file,
+                                   all_configs=args.configs == "all")
     print(result.markdown)
     print("Wrote " + ", ".join(str(path) for path in result.paths.values()))
     return 0

@@ -23,8 +23,12 @@ def add_parser(subparsers) -> None:
 
 
 def perf_command(args) -> int:
+    import models
     from benchmark.runner import resolve_device
 
+    # Names are canonical from here on (an alias such as MobileNetV2 is mobilenetv2); an unknown
+    # name is a UserError naming close matches.
+    args.teacher, args.student = (models.canonical_name(a) for a in (args.teacher, args.student))
     device = resolve_device(args.device)
     if args.target == "loader":
         from benchmark.perf_loader import main as loader_main
@@ -37,16 +41,12 @@ def perf_command(args) -> int:
                                       batch_size=args.batch_size, device=str(device))
         print(table.to_string(index=False))
     else:
-        import models
         from benchmark.perf import format_training_report, measure_training
         from losses.composite import expand_loss_label
 
         labels = [s.strip() for s in args.losses.split(",") if s.strip()]
         for label in labels:
             expand_loss_label(label)
-        for arch in (args.teacher, args.student):
-            if not models.is_model(arch):
-                models.create_model(arch)  # raises the UserError naming close matches
         timings = measure_training(args.teacher, args.student, tuple(labels),
                                    batch_size=args.batch_size, steps=args.steps,
                                    device=str(device))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from benchmark.store import DEFAULT_STORE, STORE_ENV
+
 
 def add_common_run_options(parser: argparse.ArgumentParser, default_jobs: str = "1",
                            executors: bool = True) -> None:
@@ -19,7 +21,7 @@ def add_common_run_options(parser: argparse.ArgumentParser, default_jobs: str = 
                         help="MLflow tracking URI (default: MLflow's own, sqlite:///mlflow.db)")
     parser.add_argument("--store", default=None,
                         help="folder for teachers, checkpoints and student weights "
-                             "(default: $KDBENCH_STORE or ./kdbench-store)")
+                             f"(default: ${STORE_ENV} or ./{DEFAULT_STORE})")
     parser.add_argument("--jobs", default=default_jobs,
                         help="local executor: cohorts trained in parallel processes, or 'auto': "
                              "one per CPU core on CPU (each with its share of the threads), 1 on "
@@ -73,9 +75,8 @@ def add_parser(subparsers) -> None:
 
 def run_options_from(args):
     """The :class:`benchmark.runner.RunOptions` of the common options."""
-    import os
-
-    from benchmark.runner import DEFAULT_STORE, RunOptions
+    from benchmark.runner import RunOptions
+    from benchmark.store import Store
 
     from benchmark.executors import DEFAULT_MAX_RETRIES
 
@@ -87,7 +88,7 @@ def run_options_from(args):
         raise UserError(f"--max-retries must be 0 or more, got {args.max_retries}. Pass e.g. "
                         "--max-retries 3.")
     options = RunOptions(device=args.device, data_dir=args.data_dir, download=args.download,
-                         store=args.store or os.environ.get("KDBENCH_STORE", DEFAULT_STORE),
+                         store=str(Store.resolve(args.store).root),
                          tracking_uri=args.tracking_uri,
                          jobs=parse_jobs(args.jobs, args.device, executor),
                          progress=not args.no_progress, plugins=list(args.plugin),
@@ -159,15 +160,22 @@ def run_command(args) -> int:
     outcome = execute(plan, options, tracker)
     print_summary(outcome)
     if not args.no_leaderboard:
-        write_suite_leaderboard(suite.name, options.tracking_uri)
+        overridden = any(r.scaled for r in plan.runs) or bool(plan_options.amp
+                                                               or plan_options.channels_last)
+        write_suite_leaderboard(suite.name, options.tracking_uri, suite_file=args.suite,
+                                all_configs=overridden)
     return 1 if outcome.failed else 0
 
 
-def write_suite_leaderboard(suite: str, tracking_uri) -> None:
-    """Write and print the suite's leaderboard (results/<suite>/)."""
+def write_suite_leaderboard(suite: str, tracking_uri, suite_file: str | None = None,
+                            all_configs: bool = False) -> None:
+    """Write and print the suite's leaderboard (results/<suite>/), each cell in the suite's
+    own configuration (``suite_file``: the built-in name or YAML path the run was given); a run
+    with overrides (scaled epochs, amp, ...) adds its configuration as labelled rows."""
     from benchmark.leaderboard import write_leaderboard
 
-    result = write_leaderboard(suite, tracking_uri=tracking_uri)
+    result = write_leaderboard(suite, tracking_uri=tracking_uri, suite_file=suite_file,
+                               all_configs=all_configs)
     print()
     print(result.markdown)
     where = ", ".join(str(p) for p in result.paths.values())

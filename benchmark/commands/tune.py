@@ -56,9 +56,8 @@ def tune_command(args: argparse.Namespace) -> int:
     from benchmark.commands.run import check_device, run_options_from
     from losses.plugins import load_plugins
     from benchmark.config import load_suite
-    from studies.report import print_reports
-    from studies.targets import TargetFilter, select_targets
-    from studies.tuner import TuneSettings, tune
+    from studies.targets import TargetFilter
+    from studies.tuner import TuneSettings, all_tuned, tune_losses
 
     options = run_options_from(args)
     load_plugins(options.plugins)
@@ -66,15 +65,10 @@ def tune_command(args: argparse.Namespace) -> int:
     suite = load_suite(args.suite)
     selection = TargetFilter(datasets=_names(args.dataset), teachers=_names(args.teacher),
                              students=_names(args.student), losses=_names(args.loss))
-    targets = select_targets(suite, selection, epochs=args.epochs, train_seed=args.train_seed)
     settings = TuneSettings(trials=args.trials, cohort_size=args.cohort_size, space=args.space,
                             pruner=args.pruner, sampler=args.sampler, seed=args.seed,
                             storage=args.storage, study_name=args.study_name,
-                            tuned_weights=args.tuned_weights or suite.tuned_weights,
-                            grace_s=args.stale_after)
-    print(f"Tuning {len(targets)} loss(es) of suite '{suite.name}': {args.trials} trials "
-          f"each, {targets[0].base.recipe.epochs} epochs, space '{args.space}', "
-          f"pruner {args.pruner}, sampler {args.sampler} (seed {args.seed}).", flush=True)
-    reports = tune(suite, targets, settings, options)
-    print_reports(reports, settings)
-    return 0 if all(r.entry is not None for r in reports) and reports else 1
+                            tuned_weights=args.tuned_weights, grace_s=args.stale_after)
+    reports = tune_losses(suite, selection, settings, options, epochs=args.epochs,
+                          train_seed=args.train_seed)
+    return 0 if all_tuned(reports) else 1

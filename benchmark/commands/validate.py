@@ -23,23 +23,8 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=validate_command)
 
 
-def _passthrough(args) -> list[str]:
-    """The common options, for the ``kdbench tune`` that validation runs first."""
-    out = ["--device", args.device, "--jobs", str(args.jobs), "--executor", args.executor,
-           "--max-retries", str(args.max_retries)]
-    for flag, value in (("--data-dir", args.data_dir), ("--tracking-uri", args.tracking_uri),
-                        ("--store", args.store), ("--address", args.address)):
-        if value:
-            out += [flag, value]
-    for plugin in [args.loss_file, *args.plugin]:
-        out += ["--plugin", plugin]
-    if args.no_progress:
-        out.append("--no-progress")
-    return out
-
-
 def validate_command(args) -> int:
-    from benchmark.commands.run import run_options_from
+    from benchmark.commands.run import check_device, run_options_from
     from benchmark.config import load_suite
     from benchmark.errors import UserError
     from benchmark.runner import execute, make_plan, print_summary
@@ -58,8 +43,9 @@ def validate_command(args) -> int:
                         "itself. Give the new loss its own name with @register_loss('name').")
     suite = load_suite(args.suite)
     tuned = bool(args.tune_trials)
-    if tuned:
-        tune_both(args.suite, new, args.tune_trials, args.epochs, _passthrough(args))
+    if tuned:  # the same studies and tuned-weights file as `kdbench tune SUITE --loss sp,NEW`
+        check_device(options)
+        tune_both(suite, new, args.tune_trials, args.epochs, options)
     derived = validation_suite(suite, new, tuned)
     tracker = Tracker(options.tracking_uri)
     plan = make_plan(derived, plan_options(args.epochs, args.seeds, args.only), options, tracker)

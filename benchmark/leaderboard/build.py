@@ -20,20 +20,26 @@ from benchmark.leaderboard.layout import TEACHER_ROW, Pair, order_pairs, order_r
 from benchmark.leaderboard.published import published_pair_order, published_values
 from benchmark.leaderboard.selection import select_runs
 from benchmark.leaderboard.stats import IS_BASELINE, NO_BASELINE, Comparison, summarize, welch_test
-from benchmark.leaderboard.table import Cell, ExcludedRun, Leaderboard, LeaderTable
+from benchmark.leaderboard.table import Cell, CellConfig, ExcludedRun, Leaderboard, LeaderTable
 
 DEFAULT_BASELINE = "sp"
 
 
 def build_leaderboard(runs: pd.DataFrame, suite: str, *, metric: str = "last",
                       baseline: str = DEFAULT_BASELINE, published: pd.DataFrame | None = None,
-                      show_published: bool = False, dataset: str | None = None) -> Leaderboard:
-    """The suite's leaderboard: a :class:`LeaderTable` per dataset, datasets sorted."""
+                      show_published: bool = False, dataset: str | None = None,
+                      planned: dict | None = None, all_configs: bool = False) -> Leaderboard:
+    """The suite's leaderboard: a :class:`LeaderTable` per dataset, datasets sorted.
+
+    ``planned`` (cell key -> RunSpec, :func:`.selection.planned_specs`) pins each cell to the
+    suite's own configuration; ``all_configs`` shows other configurations as their own rows.
+    """
     if metric not in METRIC_COLUMNS:
         raise user_error(f"Unknown metric '{metric}'", "--metric",
                          f"Use one of: {', '.join(METRIC_COLUMNS)}")
     runs = _only_dataset(runs, dataset)
-    counted, excluded = select_runs(runs, METRIC_COLUMNS[metric])
+    counted, excluded = select_runs(runs, METRIC_COLUMNS[metric], planned=planned,
+                                    all_configs=all_configs)
     published = published if published is not None else pd.DataFrame(
         columns=["dataset", "metric", "teacher", "student", "method"])
     tables = []
@@ -65,7 +71,9 @@ def build_table(dataset: str, counted: pd.DataFrame, excluded: list[ExcludedRun]
     values.update(_teacher_values(teachers, pairs, metric_column))
     rows = order_rows(row for row, _ in values)
     lookup = published_values(published, dataset)
-    cells = {key: Cell(summarize(vals), tuple(vals), published=lookup.get(key))
+    configs = _cell_configs(students, teachers, pairs)
+    cells = {key: Cell(summarize(vals), tuple(vals), published=lookup.get(key),
+                       config=configs.get(key, CellConfig()))
              for key, vals in values.items()}
     _compare_with_baseline(cells, pairs, baseline, values)
     averages = row_averages(rows, pairs, cells)
@@ -87,6 +95,40 @@ def _student_values(students: pd.DataFrame, metric_column: str) -> dict:
                                                           sort=False):
         values[(loss, Pair(teacher, student))] = [float(v) for v in group[metric_column]]
     return values
+
+
+def _cell_configs(students: pd.DataFrame, teachers: pd.DataFrame, pairs: list[Pair]) -> dict:
+    """(row, pair) -> the configuration its runs share (weights, hparams, recipe, hashes)."""
+    configs = {}
+    for (loss, teacher, student), group in students.groupby(["loss", "teacher", "student"]):
+        configs[(loss, Pair(teacher, student))] = cell_config(group)
+    architecture = teachers["teacher"].where(teachers["teacher"] != "", teachers["student"])
+    for pair in pairs:
+        group = teachers[architecture == pair.teacher]
+        if len(group):
+            configs[(TEACHER_ROW, pair)] = cell_config(group)
+    return configs
+
+
+def cell_config(group: pd.DataFrame) -> CellConfig:
+    """The shared configuration of one cell's runs, read from their ``kdbench.spec`` tags."""
+    from benchmark.plan import RunSpec
+
+    hashes = tuple(sorted(h for h in group.get("config_hash", ()) if h))
+    specs = [RunSpec.from_json(text) for text in group.get("spec", ()) if text]
+    if not specs:
+        return CellConfig(setting_hash=next(iter(group.get("setting_hash", ())), ""),
+                          config_hashes=hashes)
+    spec = specs[0]
+    recipe = spec.recipe
+    return CellConfig(
+        setting_hash=spec.setting_hash, config_hashes=hashes,
+        weights=" ".join(f"{t}={w:g}" for t, w in spec.terms),
+        hparams=" ".join(f"{t}.{k}={v}" for t, values in spec.hparams for k, v in values),
+        recipe=f"{recipe.name} {recipe.epochs} ep, batch {recipe.batch_size}"
+               f"{', scaled' if recipe.scaled else ''}",
+        options=", ".join(p for p in (spec.amp or "fp32",
+                                      "channels_last" if spec.channels_last else "") if p))
 
 
 def _teacher_values(teachers: pd.DataFrame, pairs: list[Pair], metric_column: str) -> dict:

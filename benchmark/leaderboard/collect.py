@@ -16,25 +16,21 @@ from urllib.parse import urlparse
 import pandas as pd
 
 from benchmark.errors import user_error
+from benchmark.records import (EXPERIMENT_PREFIX, FINAL_METRICS, Tag,  # noqa: F401
+                               experiment_name)
 
-EXPERIMENT_PREFIX = "kdbench/"
-
-#: Frame column -> MLflow tag.
+#: Frame column -> MLflow tag (names from :mod:`benchmark.records`).
 TAG_COLUMNS = {
-    "role": "kdbench.role", "dataset": "dataset", "teacher": "teacher", "student": "student",
-    "loss": "loss", "seed": "seed", "scaled": "scaled", "recipe": "recipe",
-    "config_hash": "config_hash", "failure_reason": "failure_reason",
+    "role": Tag.ROLE, "dataset": Tag.DATASET, "teacher": Tag.TEACHER, "student": Tag.STUDENT,
+    "loss": Tag.LOSS, "seed": Tag.SEED, "scaled": Tag.SCALED, "recipe": Tag.RECIPE,
+    "config_hash": Tag.CONFIG_HASH, "setting_hash": Tag.SETTING_HASH, "spec": Tag.SPEC,
+    "failure_reason": Tag.FAILURE_REASON,
 }
 
 #: ``--metric`` choice -> final MLflow metric.
-METRIC_COLUMNS = {"last": "test_acc_last", "best": "test_acc_best"}
+METRIC_COLUMNS = dict(FINAL_METRICS)
 
 RUN_COLUMNS = ("run_id", "status", "start_time", *TAG_COLUMNS, *METRIC_COLUMNS.values())
-
-
-def experiment_name(suite: str) -> str:
-    """The MLflow experiment that holds a suite's runs."""
-    return f"{EXPERIMENT_PREFIX}{suite}"
 
 
 def resolve_tracking_uri(tracking_uri: str | None) -> str:

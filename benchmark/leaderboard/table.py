@@ -30,6 +30,18 @@ class PublishedValue:
     table: str
 
 
+@dataclass(frozen=True)
+class CellConfig:
+    """The one configuration a cell's runs share (every run of a cell has the same setting)."""
+
+    setting_hash: str = ""
+    config_hashes: tuple[str, ...] = ()
+    weights: str = ""
+    hparams: str = ""
+    recipe: str = ""
+    options: str = ""
+
+
 @dataclass
 class Cell:
     """One (row, pair) entry: the summary over seeds, its test against the baseline, the paper."""
@@ -39,6 +51,7 @@ class Cell:
     comparison: Comparison | None = None
     published: PublishedValue | None = None
     best: bool = False
+    config: CellConfig = field(default_factory=CellConfig)
 
     @property
     def diff(self) -> float:

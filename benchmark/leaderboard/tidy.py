@@ -2,21 +2,27 @@
 
 Columns: suite, dataset, table, metric, teacher, student, pair, loss, mean, std (sample, ddof=1),
 n, baseline, p_value (Welch against the baseline; blank when not tested), verdict, best,
-published, published_std, diff (ours minus published), published_source.
+published, published_std, diff (ours minus published), published_source, and the row's
+configuration: setting_hash, config_hashes (the runs averaged), weights, hparams, recipe,
+options (precision, memory format).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 
 import pandas as pd
 
-from benchmark.leaderboard.table import Leaderboard
+from benchmark.leaderboard.table import CellConfig, Leaderboard
+
+#: The configuration each row was produced with (one per cell, see :class:`CellConfig`).
+CONFIG_COLUMNS = tuple(f.name for f in dataclasses.fields(CellConfig))
 
 TIDY_COLUMNS = ("suite", "dataset", "table", "metric", "teacher", "student", "pair", "loss",
                 "mean", "std", "n", "baseline", "p_value", "verdict", "best", "published",
-                "published_std", "diff", "published_source")
+                "published_std", "diff", "published_source", *CONFIG_COLUMNS)
 
 
 def tidy_frame(board: Leaderboard) -> pd.DataFrame:
@@ -42,10 +48,15 @@ def tidy_frame(board: Leaderboard) -> pd.DataFrame:
                     "diff": cell.diff,
                     "published_source": f"{published.source}, {published.table}"
                     if published else "",
+                    **{name: _plain(getattr(cell.config, name)) for name in CONFIG_COLUMNS},
                 })
     frame = pd.DataFrame.from_records(records, columns=list(TIDY_COLUMNS))
     frame["n"] = frame["n"].astype("Int64")
     return frame
+
+
+def _plain(value):
+    return " ".join(value) if isinstance(value, tuple) else value
 
 
 def render_csv(board: Leaderboard) -> str:

@@ -28,8 +28,9 @@ from benchmark.leaderboard.table import Leaderboard
 from benchmark.leaderboard.write import (ALL_FORMATS, RESULTS_DIR, LeaderboardResult,
                                          parse_formats, write_outputs)
 
+from benchmark.records import PROBE_SUFFIX as PROBE_EXPERIMENT_SUFFIX
+
 PROBE_METRIC = "probe_acc"
-PROBE_EXPERIMENT_SUFFIX = "-probe"  # benchmark.probe.recording.EXPERIMENT_SUFFIX
 TRANSFER_FOLDER = "transfer"
 PUBLISHED_SOURCE = "cifar100"  # CRD Table 8 probes CIFAR-100 students
 TARGET_NAMES = {"stl10": "STL-10 (test split)", "tinyimagenet": "TinyImageNet (val split)"}

@@ -21,6 +21,7 @@ from benchmark.leaderboard.markdown import render_markdown
 from benchmark.leaderboard.plot import plot_leaderboard
 from benchmark.leaderboard.published import PUBLISHED_DIR, load_published
 from benchmark.leaderboard.published_board import build_published_board
+from benchmark.leaderboard.selection import planned_specs
 from benchmark.leaderboard.table import Leaderboard
 from benchmark.leaderboard.tidy import render_csv
 
@@ -57,13 +58,21 @@ def write_leaderboard(suite_name: str, tracking_uri: str | None = None,
                       out_dir: str | Path | None = None, *,
                       formats: str | Iterable[str] = ALL_FORMATS, metric: str = "last",
                       against: str = DEFAULT_BASELINE, published: bool = False,
-                      dataset: str | None = None) -> LeaderboardResult:
+                      dataset: str | None = None, suite_file: str | None = None,
+                      all_configs: bool = False) -> LeaderboardResult:
     """Read ``kdbench/<suite_name>`` from MLflow and write its leaderboard (default
-    ``results/<suite_name>/``). ``tracking_uri=None`` uses MLflow's default store."""
+    ``results/<suite_name>/``). ``tracking_uri=None`` uses MLflow's default store.
+
+    Each cell shows the configuration the suite (``suite_file``, default the suite's name)
+    plans for it; ``all_configs`` adds every other configuration as its own labelled row."""
     runs = collect_runs(suite_name, tracking_uri)
+    planned, why = planned_specs(suite_file or suite_name)
     board = build_leaderboard(runs, suite_name, metric=metric, baseline=against,
                               published=load_published(), show_published=published,
-                              dataset=dataset)
+                              dataset=dataset, planned=planned, all_configs=all_configs)
+    if planned is None:
+        board.notes.append(f"The suite's own configuration is unknown here ({why.rstrip('.')}); "
+                           "each cell shows the configuration with the most finished runs.")
     target = Path(out_dir) if out_dir is not None else RESULTS_DIR / suite_name
     return write_outputs(board, target, parse_formats(formats))
 

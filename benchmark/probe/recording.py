@@ -16,13 +16,10 @@ import hashlib
 from benchmark.probe.settings import ProbeSettings
 from benchmark.probe.sources import ProbeSource
 
-PROBE_ROLE = "probe"
-EXPERIMENT_SUFFIX = "-probe"
+from benchmark.records import PROBE_SUFFIX as EXPERIMENT_SUFFIX  # noqa: F401
+from benchmark.records import Role, Status, Tag, probe_suite
 
-
-def probe_suite(suite: str) -> str:
-    """The pseudo-suite whose experiment (``kdbench/<suite>-probe``) holds the probe runs."""
-    return f"{suite}{EXPERIMENT_SUFFIX}"
+PROBE_ROLE = Role.PROBE
 
 
 def probe_key(source: ProbeSource, weights_sha256: str, target: str,
@@ -39,24 +36,23 @@ def finished_probe_runs(tracker, suite: str) -> dict[str, object]:
     runs = tracker.search(exp_id)
     done = {}
     for run in sorted(runs, key=lambda r: r.info.start_time or 0):
-        if run.info.status == "FINISHED" and run.data.tags.get("probe_key"):
+        if run.info.status == Status.FINISHED and run.data.tags.get("probe_key"):
             done[run.data.tags["probe_key"]] = run
     return done
 
 
 def probe_tags(source: ProbeSource, target: str, key: str, settings: ProbeSettings,
                extra: dict[str, str]) -> dict[str, str]:
-    from benchmark.tracking import git_commit
-    import torch
+    from benchmark.tracking import run_environment_tags
 
     return {
-        "kdbench.role": PROBE_ROLE, "source_role": source.role, "source_run_id": source.run_id,
-        "suite": source.suite, "source_dataset": source.dataset, "dataset": target,
-        "teacher": source.teacher, "student": source.student, "loss": source.loss,
-        "seed": source.seed, "config_hash": source.config_hash, "scaled": source.scaled,
-        "probe_key": key, "probe_settings": settings.describe(), "git_commit": git_commit(),
-        "torch_version": torch.__version__,
-        "mlflow.runName": f"probe:{target}:{source.loss}:{source.student}:s{source.seed}",
+        **run_environment_tags(),
+        Tag.ROLE: PROBE_ROLE, "source_role": source.role, "source_run_id": source.run_id,
+        Tag.SUITE: source.suite, "source_dataset": source.dataset, Tag.DATASET: target,
+        Tag.TEACHER: source.teacher, Tag.STUDENT: source.student, Tag.LOSS: source.loss,
+        Tag.SEED: source.seed, Tag.CONFIG_HASH: source.config_hash, Tag.SCALED: source.scaled,
+        "probe_key": key, "probe_settings": settings.describe(),
+        Tag.RUN_NAME: f"probe:{target}:{source.loss}:{source.student}:s{source.seed}",
         **extra,
     }
 
@@ -68,8 +64,8 @@ def start_probe_run(tracker, suite: str, tags: dict[str, str], params: dict[str,
 
 def finish_probe_run(tracker, run_id: str, metrics: dict[str, float]) -> None:
     tracker.log_metrics(run_id, metrics, step=0)
-    tracker.finish(run_id, "FINISHED")
+    tracker.finish(run_id, Status.FINISHED)
 
 
 def fail_probe_run(tracker, run_id: str, reason: str) -> None:
-    tracker.finish(run_id, "FAILED", reason=reason)
+    tracker.finish(run_id, Status.FAILED, reason=reason)

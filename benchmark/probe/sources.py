@@ -2,8 +2,9 @@
 
 A source is one FINISHED run of experiment ``kdbench/<suite>`` with role ``student`` (the
 CE-only ``student`` baseline included) or ``teacher``, and a ``weights_path`` tag naming the
-safetensors file of its final weights. Several finished runs of one configuration (the same
-``config_hash``) count once, the latest. :func:`load_frozen_network` rebuilds the architecture
+safetensors file of its final weights. Which runs are probed is decided by the rule the
+leaderboard uses (:mod:`benchmark.records`): the run that counts per config hash, in the suite's
+own configuration of each cell. :func:`load_frozen_network` rebuilds the architecture
 for the source data set and returns it frozen: eval mode (BatchNorm uses its running
 statistics), no parameter requires grad.
 """
@@ -49,65 +50,74 @@ class ProbeSource:
 
 
 def source_from_run(run) -> ProbeSource:
-    tags = run.data.tags
+    """A source from an MLflow run or a :class:`benchmark.records.RunRecord`."""
+    from benchmark.records import RunRecord, Tag
+
+    record = run if isinstance(run, RunRecord) else RunRecord.from_mlflow(run)
+    tag = record.tag
     return ProbeSource(
-        run_id=run.info.run_id, role=tags.get("kdbench.role", ""), suite=tags.get("suite", ""),
-        dataset=tags.get("dataset", ""), teacher=tags.get("teacher", ""),
-        student=tags.get("student", ""), loss=tags.get("loss", ""), seed=tags.get("seed", ""),
-        config_hash=tags.get("config_hash", ""), scaled=tags.get("scaled", ""),
-        weights_path=tags.get("weights_path", ""), start_time=int(run.info.start_time or 0))
+        run_id=record.run_id, role=tag(Tag.ROLE), suite=tag(Tag.SUITE), dataset=tag(Tag.DATASET),
+        teacher=tag(Tag.TEACHER), student=tag(Tag.STUDENT), loss=tag(Tag.LOSS),
+        seed=tag(Tag.SEED), config_hash=tag(Tag.CONFIG_HASH), scaled=tag(Tag.SCALED),
+        weights_path=tag(Tag.WEIGHTS_PATH), start_time=record.start_time)
 
 
-def find_sources(tracker, suite: str, run_ids: list[str] | None = None) -> list[ProbeSource]:
-    """The suite's finished students and teachers (or exactly ``run_ids``), latest per config."""
-    exp_id = tracker.experiment_id(suite, create=False)
-    if exp_id is None:
+def find_sources(tracker, suite: str, run_ids: list[str] | None = None, *,
+                 all_configs: bool = False) -> list[ProbeSource]:
+    """The suite's networks to probe (or exactly ``run_ids``), chosen by the rule the
+    leaderboard and validate use: the run that counts per config hash
+    (:func:`benchmark.records.select`), in the suite's own configuration of each cell unless
+    ``all_configs``."""
+    from benchmark.records import default_settings, in_default_setting, planned_cells, select
+
+    if tracker.experiment_id(suite, create=False) is None:
         raise user_error(f"No runs for suite '{suite}': the MLflow experiment 'kdbench/{suite}' "
                          "does not exist", f"tracking URI {tracker.uri}",
                          f"Run `kdbench run {suite}` first, or pass --tracking-uri for the "
                          "store that holds its runs")
-    runs = tracker.client.search_runs([exp_id], max_results=50000)
+    records = tracker.records(suite)
     if run_ids:
-        return [_checked_source(runs, run_id, suite) for run_id in dict.fromkeys(run_ids)]
-    finished = [source_from_run(run) for run in runs if run.info.status == "FINISHED"]
-    candidates = [s for s in finished if s.role in SOURCE_ROLES and s.weights_path]
-    return _latest_per_config(candidates)
+        return [_checked_source(records, run_id, suite) for run_id in dict.fromkeys(run_ids)]
+    counted = [r for r in select(records).records()
+               if r.role in SOURCE_ROLES and r.tag("weights_path")]
+    if not all_configs:
+        planned, _ = planned_cells(suite)
+        defaults = default_settings(counted, {k: s.setting_hash
+                                              for k, s in (planned or {}).items()})
+        counted = [r for r in counted if in_default_setting(r, defaults)]
+    order = {"teacher": 0, "student": 1}
+    sources = [source_from_run(r) for r in counted]
+    return sorted(sources, key=lambda s: (s.dataset, order[s.role], s.teacher, s.student,
+                                          s.loss, s.seed, s.run_id))
 
 
-def _checked_source(runs, run_id: str, suite: str) -> ProbeSource:
-    matching = [run for run in runs if run.info.run_id == run_id]
+def _checked_source(records, run_id: str, suite: str) -> ProbeSource:
+    matching = [record for record in records if record.run_id == run_id]
     if not matching:
         raise user_error(f"Run '{run_id}' is not in suite '{suite}'", "--runs",
                          f"Pass run ids of the experiment kdbench/{suite} (see `mlflow ui`)")
-    run = matching[0]
-    source = source_from_run(run)
-    if run.info.status != "FINISHED" or source.role not in SOURCE_ROLES \
+    record = matching[0]
+    source = source_from_run(record)
+    if record.status != "FINISHED" or source.role not in SOURCE_ROLES \
             or not source.weights_path:
-        raise user_error(f"Run '{run_id}' cannot be probed: its status is {run.info.status}, "
+        raise user_error(f"Run '{run_id}' cannot be probed: its status is {record.status}, "
                          f"its role '{source.role}', weights_path "
                          f"'{source.weights_path or 'missing'}'", "--runs",
                          "Pass FINISHED student or teacher runs that logged a weights_path")
     return source
 
 
-def _latest_per_config(sources: list[ProbeSource]) -> list[ProbeSource]:
-    latest: dict[str, ProbeSource] = {}
-    for source in sorted(sources, key=lambda s: s.start_time):
-        latest[source.config_hash or source.run_id] = source
-    order = {"teacher": 0, "student": 1}
-    return sorted(latest.values(), key=lambda s: (s.dataset, order[s.role], s.teacher,
-                                                  s.student, s.loss, s.seed, s.run_id))
-
-
 def resolve_weights(source: ProbeSource, store: str | Path | None) -> Path:
-    """The weights file: the tag's path, else the same file under ``--store``."""
+    """The weights file: the tag's path, else the same file relocated onto ``store`` (a
+    :class:`benchmark.store.Store` or its root; None: the tag's path only)."""
+    from benchmark.store import Store
+
     path = Path(source.weights_path).expanduser()
     candidates = [path]
     if store is not None:
-        parts = path.parts
-        for folder in ("students", "teachers"):
-            if folder in parts:
-                candidates.append(Path(store) / Path(*parts[parts.index(folder):]))
+        relocated = Store(store).relocate(path)
+        if relocated != path:
+            candidates.append(relocated)
     for candidate in candidates:
         if candidate.is_file():
             return candidate
