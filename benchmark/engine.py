@@ -106,7 +106,8 @@ def topk_accuracy(model: nn.Module, loader, device: torch.device, amp: Optional[
 class Member:
     """One run inside a cohort: its student, loss terms, optimizer, schedule and RNG."""
 
-    def __init__(self, spec: RunSpec, data, teacher_shapes: dict[str, tuple], env: RunEnv):
+    def __init__(self, spec: RunSpec, data, teacher_shapes: dict[str, tuple], env: RunEnv,
+                 teacher: Optional[nn.Module] = None):
         import models
         from losses import LossContext, create_loss
         from losses.composite import WeightedLoss
@@ -122,7 +123,7 @@ class Member:
         student_shapes = {name: tuple(t.shape) for name, t in
                           models.tap_info(model, input_size=input_size).items()}
         context = LossContext(num_samples=len(data.train.labels), num_classes=info.num_classes,
-                              train_labels=data.train.labels)
+                              train_labels=data.train.labels, teacher=teacher)
         terms = {name: (weight, create_loss(name, student_shapes, teacher_shapes,
                                             context=context, **spec.term_hparams(name)))
                  for name, weight in spec.terms}
@@ -290,7 +291,8 @@ class Cohort:
         self.failed: list[RunResult] = []
         for spec in specs:
             try:
-                self.members.append(Member(spec, self.data, teacher_shapes, env))
+                self.members.append(Member(spec, self.data, teacher_shapes, env,
+                                           teacher=self.teacher))
             except Exception as err:  # a broken config fails its run, not the cohort
                 self.failed.append(RunResult(spec, "FAILED", reason=_reason(err),
                                              run_id=env.run_ids.get(spec.config_hash)))
@@ -385,6 +387,7 @@ class Cohort:
         loader.set_epoch(epoch)
         for member in active:
             member.train_mode()
+            member.loss.set_epoch(epoch)  # schedules (DKD's, ReviewKD's warm-up)
         start = time.perf_counter()
         images_seen = 0
         for batch in loader:

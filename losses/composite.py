@@ -95,6 +95,11 @@ class WeightedLoss(nn.Module):
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for module in self.terms.values() for p in module.trainable_parameters()]
 
+    def set_epoch(self, epoch: int) -> None:
+        """Tell every term the 0-based index of the epoch about to train (schedules)."""
+        for module in self.terms.values():
+            module.set_epoch(epoch)
+
     def forward(self, student_feats: Mapping[str, Tensor], teacher_feats: Mapping[str, Tensor],
                 labels: Tensor | None = None,
                 indices: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:

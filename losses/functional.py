@@ -10,6 +10,7 @@ Teacher tensors are expected to be detached already; nothing here detaches them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -267,3 +268,316 @@ def nst(f_s: Tensor, f_t: Tensor) -> Tensor:
     b, c_s, c_t = x_s.shape[0], x_s.shape[1], x_t.shape[1]
     sum_tt, sum_ss, sum_st = _kernel_sums(x_s, x_t)
     return sum_tt / (b * c_t * c_t) + sum_ss / (b * c_s * c_s) - 2.0 * sum_st / (b * c_s * c_t)
+
+
+# ----- modern logit losses (DKD, DIST, NKD, WTTM) and logit standardisation -----
+
+LS_EPS = 1e-7
+DIST_EPS = 1e-8
+DKD_MASK_SHIFT = 1000.0
+
+
+def standardize_logits(z: Tensor, eps: float = LS_EPS) -> Tensor:
+    """Logit standardisation (Sun et al., CVPR 2024), per sample over the classes:
+
+        z' = (z - mean_c z) / (eps + std_c z),   eps = 1e-7,
+
+    with the unbiased (N - 1) standard deviation, as the official code (torch's default).
+    """
+    return (z - z.mean(dim=1, keepdim=True)) / (eps + z.std(dim=1, keepdim=True))
+
+
+def _target_mask(z: Tensor, labels: Tensor) -> Tensor:
+    return F.one_hot(labels.long(), z.shape[1]).to(torch.bool)
+
+
+def dkd(z_s: Tensor, z_t: Tensor, labels: Tensor, alpha: float = 1.0, beta: float = 8.0,
+        T: float = 4.0) -> Tensor:
+    """Decoupled KD (Zhao et al., CVPR 2022): alpha * TCKD + beta * NCKD.
+
+    With p = softmax(z / T) and the target class y of each sample,
+
+        b = (p_y, sum_{c != y} p_c)                       (binary target / rest probabilities)
+        TCKD = T^2 / B * sum_i sum_bins b_t (log b_t - log b_s)
+        NCKD = T^2 / B * sum_i sum_c q_t (log q_t - log q_s),
+        q = softmax(z / T - 1000 * onehot(y))             (the non-target distribution)
+
+    ``log b_s`` is the log of the summed probabilities, as published.
+    """
+    target = _target_mask(z_s, labels)
+
+    def binary(z: Tensor) -> Tensor:
+        p = F.softmax(z / T, dim=1)
+        return torch.stack([p[target], p.masked_fill(target, 0.0).sum(dim=1)], dim=1)
+
+    b_s, b_t = binary(z_s), binary(z_t)
+    tckd = (torch.xlogy(b_t, b_t) - b_t * torch.log(b_s)).sum()
+    shift = DKD_MASK_SHIFT * target.to(z_s.dtype)
+    log_q_s = F.log_softmax(z_s / T - shift, dim=1)
+    log_q_t = F.log_softmax(z_t / T - shift, dim=1)
+    nckd = (log_q_t.exp() * (log_q_t - log_q_s)).sum()
+    return (alpha * tckd + beta * nckd) * (T * T) / z_s.shape[0]
+
+
+def pearson_rows(a: Tensor, b: Tensor, eps: float = DIST_EPS) -> Tensor:
+    """Per-row Pearson correlation: cosine of the row-centred vectors, eps added to the norm
+    product (DIST's ``pearson_correlation``)."""
+    a = a - a.mean(dim=1, keepdim=True)
+    b = b - b.mean(dim=1, keepdim=True)
+    return (a * b).sum(dim=1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+
+def dist(z_s: Tensor, z_t: Tensor, beta: float = 1.0, gamma: float = 1.0,
+         tau: float = 1.0) -> Tensor:
+    """DIST (Huang et al., NeurIPS 2022): relations of softmax(z / tau), not their values.
+
+        Y = softmax(z / tau)                              (B x classes)
+        inter = 1 - mean_i pearson(Y_s[i, :], Y_t[i, :])  (per sample, across classes)
+        intra = 1 - mean_c pearson(Y_s[:, c], Y_t[:, c])  (per class, across the batch)
+        L = tau^2 * (beta * inter + gamma * intra)
+
+    The intra term depends on the batch.
+    """
+    y_s, y_t = F.softmax(z_s / tau, dim=1), F.softmax(z_t / tau, dim=1)
+    inter = 1.0 - pearson_rows(y_s, y_t).mean()
+    intra = 1.0 - pearson_rows(y_s.t(), y_t.t()).mean()
+    return tau * tau * (beta * inter + gamma * intra)
+
+
+def nkd(z_s: Tensor, z_t: Tensor, labels: Tensor, T: float = 1.0, gamma: float = 1.5) -> Tensor:
+    """Normalized KD (Yang et al., ICCV 2023), as the official ``NKDLoss``.
+
+        L_target = -(1/B) sum_i p_t[i, y_i] * log p_s[i, y_i]          (T = 1)
+        L_non    = -gamma * T^2 * (1/B) sum_i sum_{c != y_i} q_t[i, c] log q_s[i, c],
+        q = softmax over the non-target logits only, at temperature T
+
+    L = L_target + L_non. A cross-entropy (it includes the teacher's entropy), not a KL.
+    """
+    target = _target_mask(z_s, labels)
+    b, classes = z_s.shape
+    log_p_s = F.log_softmax(z_s, dim=1)[target]
+    p_t = F.softmax(z_t, dim=1)[target]
+    target_term = -(p_t * log_p_s).mean()
+    rest_s = z_s[~target].reshape(b, classes - 1)
+    rest_t = z_t[~target].reshape(b, classes - 1)
+    cross = (F.softmax(rest_t / T, dim=1) * F.log_softmax(rest_s / T, dim=1)).sum(dim=1).mean()
+    return target_term - gamma * T * T * cross
+
+
+def wttm(z_s: Tensor, z_t: Tensor, gamma: float = 0.1) -> Tensor:
+    """Weighted transformed teacher matching (Zheng & Yang, ICLR 2024).
+
+        p = softmax(z_t),  U_i = sum_c p[i, c]^gamma,  q = p^gamma / U = softmax(gamma z_t)
+        L = (1/B) sum_i U_i * KL(q_i || softmax(z_s)_i)
+
+    The student is not temperature-scaled; there is no T^2 factor.
+    """
+    log_p = F.log_softmax(z_t, dim=1)
+    log_u = torch.logsumexp(gamma * log_p, dim=1)
+    log_q = gamma * log_p - log_u[:, None]
+    kl = (log_q.exp() * (log_q - F.log_softmax(z_s, dim=1))).sum(dim=1)
+    return (log_u.exp() * kl).mean()
+
+
+# ----- modern feature losses -----
+
+HCL_LEVELS = (4, 2, 1)
+AB_MARGIN = 1.0
+AB_SCALE = 3.0 / 1000.0
+KDSVD_RBF_SCALE = 8.0
+OFD_TAIL_CUTOFF = 1e-3
+
+
+def hcl_pair(f_s: Tensor, f_t: Tensor, levels: Sequence[int] = HCL_LEVELS) -> Tensor:
+    """ReviewKD's hierarchical context loss for one pair of equally shaped maps.
+
+    MSE at full size with weight 1, then at each pooled size l in ``levels`` smaller than the
+    map's height (adaptive average pooling to l x l) with weights 1/2, 1/4, ... in the order
+    used; divided by the sum of the weights used.
+    """
+    loss, weight, total = F.mse_loss(f_s, f_t), 1.0, 1.0
+    for size in levels:
+        if size >= f_s.shape[2]:
+            continue
+        weight /= 2.0
+        loss = loss + weight * F.mse_loss(F.adaptive_avg_pool2d(f_s, size),
+                                          F.adaptive_avg_pool2d(f_t, size))
+        total += weight
+    return loss / total
+
+
+def review_hcl(fs: Sequence[Tensor], ft: Sequence[Tensor]) -> Tensor:
+    """ReviewKD (Chen et al., CVPR 2021): sum over pairs of :func:`hcl_pair`. The student maps
+    are the fused ABF outputs, already in the teacher maps' shapes."""
+    if len(fs) != len(ft) or not fs:
+        raise ValueError(f"review_hcl needs equally many (>= 1) maps, got {len(fs)} and {len(ft)}")
+    return sum((hcl_pair(f_s, f_t) for f_s, f_t in zip(fs, ft)), fs[0].new_zeros(()))
+
+
+def spatial_mean_gap(f_s: Tensor, f_t: Tensor) -> Tensor:
+    """SRRL's feature term (``statm_loss``): mean over the batch and channels of
+    (spatial mean of f_s - spatial mean of f_t)^2. Channels must match; sizes may differ."""
+    return (_flatten_spatial(f_s).mean(dim=2) - _flatten_spatial(f_t).mean(dim=2)).pow(2).mean()
+
+
+def _flatten_spatial(f: Tensor) -> Tensor:
+    return f.reshape(f.shape[0], f.shape[1], -1)
+
+
+def srrl(f_s: Tensor, f_t: Tensor, z_sr: Tensor, z_t: Tensor,
+         feature_weight: float = 1.0) -> Tensor:
+    """SRRL (Yang et al., ICLR 2021): feature term plus softmax-regression term.
+
+        L = feature_weight * spatial_mean_gap(f_s, f_t) + mean((z_sr - z_t)^2)
+
+    ``f_s`` is the connected student map (teacher channels); ``z_sr`` the teacher's frozen
+    classifier applied to its global average pool.
+    """
+    return feature_weight * spatial_mean_gap(f_s, f_t) + F.mse_loss(z_sr, z_t)
+
+
+def ofd_margin(bn_weight: Tensor, bn_bias: Tensor, cutoff: float = OFD_TAIL_CUTOFF) -> Tensor:
+    """OFD's per-channel margin from the BatchNorm before a ReLU (weight s, bias m): the mean of
+    the negative part of N(m, s^2),
+
+        margin = m - |s| * phi(m / |s|) / Phi(-m / |s|)   when Phi(-m / |s|) > 0.001,
+        margin = -3 |s|                                    otherwise
+
+    (phi, Phi: the standard normal density and CDF). Always negative.
+    """
+    s = bn_weight.detach().abs().double()
+    m = bn_bias.detach().double()
+    tail = torch.special.ndtr(-m / s)
+    density = torch.exp(-(m / s).pow(2) / 2.0) / math.sqrt(2.0 * math.pi)
+    return torch.where(tail > cutoff, m - s * density / tail, -3.0 * s).to(bn_weight.dtype)
+
+
+def ofd_pair(f_s: Tensor, f_t: Tensor, margin: Tensor) -> Tensor:
+    """OFD's partial L2 for one stage (sum over elements / b): the teacher map (average-pooled
+    to the student's size) becomes t' = max(f_t, margin) per channel, and
+
+        L = (1/b) sum (f_s - t')^2 over the elements where f_s > t' or f_t > 0."""
+    if f_t.shape[2:] != f_s.shape[2:]:
+        f_t = F.adaptive_avg_pool2d(f_t, tuple(f_s.shape[2:]))
+    target = torch.maximum(f_t, margin.reshape(1, -1, 1, 1).to(f_t.dtype))
+    keep = (f_s > target) | (f_t > 0)
+    return ((f_s - target).pow(2) * keep).sum() / f_s.shape[0]
+
+
+def ofd(fs: Sequence[Tensor], ft: Sequence[Tensor], margins: Sequence[Tensor]) -> Tensor:
+    """Overhaul of feature distillation (Heo et al., ICCV 2019) over K stage pairs of
+    pre-ReLU maps (``fs`` already through the connectors, teacher channels):
+
+        L = sum_i ofd_pair(fs[i], ft[i], margins[i]) / 2^(K - 1 - i)   (deepest stage weight 1)
+    """
+    k = len(fs)
+    if not k or len(ft) != k or len(margins) != k:
+        raise ValueError("ofd needs equally many (>= 1) student maps, teacher maps and margins")
+    return sum((ofd_pair(f_s, f_t, m) / 2.0 ** (k - 1 - i)
+                for i, (f_s, f_t, m) in enumerate(zip(fs, ft, margins))), fs[0].new_zeros(()))
+
+
+def activation_boundary(f_s: Tensor, f_t: Tensor, margin: float = AB_MARGIN) -> Tensor:
+    """AB's alternative L2 for one pair of pre-ReLU maps of one shape (summed, not averaged):
+
+        sum (f_s + m)^2 [f_s > -m and f_t <= 0] + (f_s - m)^2 [f_s <= m and f_t > 0]."""
+    inactive = (f_s + margin).pow(2) * ((f_s > -margin) & (f_t <= 0))
+    active = (f_s - margin).pow(2) * ((f_s <= margin) & (f_t > 0))
+    return (inactive + active).sum()
+
+
+def ab(fs: Sequence[Tensor], ft: Sequence[Tensor], margin: float = AB_MARGIN) -> Tensor:
+    """Activation-boundary distillation (Heo et al., AAAI 2019) over K stage pairs:
+
+        L = sum_i 2^(i - K + 1) * activation_boundary(fs[i], ft[i]) / b * 3 / 1000
+
+    (deepest stage weight 1; the scale 3/1000 of the published code).
+    """
+    k = len(fs)
+    if not k or len(ft) != k:
+        raise ValueError(f"ab needs equally many (>= 1) maps, got {len(fs)} and {len(ft)}")
+    b = fs[0].shape[0]
+    return sum((2.0 ** (i - k + 1) * activation_boundary(f_s, f_t, margin)
+                for i, (f_s, f_t) in enumerate(zip(fs, ft))), fs[0].new_zeros(())) / b * AB_SCALE
+
+
+def factor(f: Tensor, p: int = 2) -> Tensor:
+    """FT's factor as in the CRD benchmark code: normalise(mean_c f^p) flattened per sample."""
+    return F.normalize(f.pow(p).mean(dim=1).reshape(f.shape[0], -1), p=2, dim=1)
+
+
+def ft(f_s: Tensor, f_t: Tensor, p: int = 2) -> Tensor:
+    """Factor transfer (Kim et al., NeurIPS 2018), the CRD benchmark's form: pool the larger
+    map to the smaller, then L = mean |factor(f_s) - factor(f_t)| (L1). ``f_s`` is the
+    translator's output, ``f_t`` the paraphraser's factor of the teacher map."""
+    f_s, f_t = pool_larger_map(f_s, f_t)
+    return (factor(f_s, p) - factor(f_t, p)).abs().mean()
+
+
+def fsp_matrix(bottom: Tensor, top: Tensor) -> Tensor:
+    """FSP matrix of two maps (the larger pooled to the smaller): G[c_top, c_bot] = mean over
+    positions of top[c_top] * bottom[c_bot], shape b x C_top x C_bot."""
+    bottom, top = pool_larger_map(bottom, top)
+    return _flatten_spatial(top) @ _flatten_spatial(bottom).transpose(1, 2) / (
+        bottom.shape[2] * bottom.shape[3])
+
+
+def fsp(fs: Sequence[Tensor], ft: Sequence[Tensor]) -> Tensor:
+    """Flow of solution procedure (Yim et al., CVPR 2017), the CRD benchmark's form: for the
+    consecutive taps (stem, stage1, ..., stageK) of each net, G_k = fsp_matrix(f_k, f_k+1);
+
+        L = sum_k mean((G_s,k - G_t,k)^2)   (channel counts must match at every tap)."""
+    if len(fs) != len(ft) or len(fs) < 2:
+        raise ValueError(f"fsp needs equally many (>= 2) maps, got {len(fs)} and {len(ft)}")
+    return sum(((fsp_matrix(fs[k], fs[k + 1]) - fsp_matrix(ft[k], ft[k + 1])).pow(2).mean()
+                for k in range(len(fs) - 1)), fs[0].new_zeros(()))
+
+
+def _finite(x: Tensor) -> Tensor:
+    return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+
+
+def right_singular_vectors(f: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """KD-SVD's SVD of a map viewed as b x HW x C: the first k right singular vectors (b x C x
+    k, each unit-norm) and the first k singular values L2-normalised together (b x k)."""
+    x = _flatten_spatial(f).transpose(1, 2)
+    _, s, vh = torch.linalg.svd(x, full_matrices=False)
+    v = _finite(vh.transpose(1, 2))[:, :, :k]
+    return F.normalize(v, dim=1), F.normalize(_finite(s)[:, :k], dim=1)
+
+
+def align_singular_vectors(v_s: Tensor, v_t: Tensor) -> Tensor:
+    """For each teacher vector, the student vector with the largest |cosine|, times its sign
+    (b x C x k_t)."""
+    cosine = v_s.transpose(1, 2) @ v_t
+    best = cosine.abs().argmax(dim=1, keepdim=True)
+    sign = torch.sign(cosine.gather(1, best))
+    return v_s.gather(2, best.expand(-1, v_s.shape[1], -1)) * sign
+
+
+def kdsvd(fs: Sequence[Tensor], ft: Sequence[Tensor], k: int = 1) -> Tensor:
+    """KD-SVD (Lee et al., ECCV 2018), the CRD benchmark's (RepDistiller) form.
+
+    Per stage: teacher V_t = first k right singular vectors of f_t (b x HW x C), student the
+    first k + 3, each teacher vector matched by :func:`align_singular_vectors`, both scaled by
+    the teacher's normalised singular values. For consecutive stages (i-1, i), with
+    R[c, c'] = exp(-(v_i[c] - v_{i-1}[c'])^2 / 8):
+
+        L = sum_i sum (R_s - R_t)^2 / b   (non-finite entries set to 0).
+
+    Student and teacher channels must match per stage. Teacher signs come from the SVD routine.
+    """
+    if len(fs) != len(ft) or len(fs) < 2:
+        raise ValueError(f"kdsvd needs equally many (>= 2) maps, got {len(fs)} and {len(ft)}")
+    total, previous = fs[0].new_zeros(()), None
+    for f_s, f_t in zip(fs, ft):
+        v_t, s_t = right_singular_vectors(f_t, k)
+        v_s, _ = right_singular_vectors(f_s, k + 3)
+        v_s = align_singular_vectors(v_s, v_t) * s_t[:, None, :]
+        v_t = v_t * s_t[:, None, :]
+        if previous is not None:
+            rbf_s = torch.exp(-(v_s[:, :, None] - previous[0][:, None]).pow(2) / KDSVD_RBF_SCALE)
+            rbf_t = torch.exp(-(v_t[:, :, None] - previous[1][:, None]).pow(2) / KDSVD_RBF_SCALE)
+            total = total + _finite((rbf_s - rbf_t).pow(2)).sum()
+        previous = (v_s, v_t)
+    return total / fs[0].shape[0]

@@ -9,7 +9,14 @@ before building it (see docs/losses.md):
 - ``options``: ``{name: default}``, non-searchable configuration (layer choices, seeds);
 - ``weight_range``: ``(low, high)`` for weight search, or None for [default/10, default*10];
 - ``needs_labels`` / ``needs_indices``: whether forward reads labels / dataset sample indices;
-- ``needs_context``: whether the constructor needs a :class:`LossContext` (dataset facts).
+- ``needs_context``: whether the constructor needs a :class:`LossContext` (dataset facts);
+- ``needs_teacher``: whether it needs ``context.teacher`` (the frozen teacher model, whose
+  classifier or BatchNorm statistics it copies at construction: SRRL, SimKD, OFD).
+
+Schedules. Before each training epoch the engine calls ``loss.set_epoch(e)`` with the 0-based
+index e of the epoch about to run; ``self.epoch`` holds it (0 until told) and
+:meth:`DistillLoss.warmup_factor` gives the linear warm-up min((e + 1) / n, 1) of DKD and
+ReviewKD (mdistiller's 1-based epoch / n).
 
 A constructed loss exposes ``student_tap_names`` / ``teacher_tap_names`` (the taps it reads),
 ``trainable_parameters()`` and a ``state_dict()`` holding everything a checkpoint must carry.
@@ -34,7 +41,8 @@ from benchmark.errors import UserError, user_error
 LOGITS = "logits"
 EMBEDDING = "embedding"
 LAST = "last"
-STAGE_PATTERN = re.compile(r"^stage(\d+)$")
+STAGE = "stage"
+PREACT_STAGE = "preact_stage"
 BUILT_IN = "kdbench built-in"
 
 
@@ -71,12 +79,15 @@ class LossContext:
     """Facts about the training split that some losses (CRD) need at construction.
 
     ``train_labels`` is an int64 tensor of the training split's labels, indexed by the sample
-    indices the loader yields.
+    indices the loader yields. ``teacher`` is the frozen teacher model (None for teacher
+    training); a loss may copy parts of it (classifier weights, BatchNorm statistics) into its
+    own buffers at construction, never hold it as a submodule.
     """
 
     num_samples: int
     num_classes: int
     train_labels: Tensor
+    teacher: Any = None
 
 
 def tap_shape(info: Any) -> tuple[int, ...]:
@@ -84,9 +95,11 @@ def tap_shape(info: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in getattr(info, "shape", info))
 
 
-def stage_tap_names(taps: Mapping[str, Any]) -> list[str]:
-    """The ``stage1..stageK`` names present in ``taps``, in stage order."""
-    numbered = [(int(m.group(1)), name) for name in taps if (m := STAGE_PATTERN.match(name))]
+def stage_tap_names(taps: Mapping[str, Any], prefix: str = STAGE) -> list[str]:
+    """The ``<prefix>1..<prefix>K`` names present in ``taps`` (``stage1..stageK`` by default,
+    ``preact_stage1..K`` for pre-activation maps), in stage order."""
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$")
+    numbered = [(int(m.group(1)), name) for name in taps if (m := pattern.match(name))]
     return [name for _, name in sorted(numbered)]
 
 
@@ -106,6 +119,7 @@ class DistillLoss(nn.Module):
     needs_labels: ClassVar[bool] = False
     needs_indices: ClassVar[bool] = False
     needs_context: ClassVar[bool] = False
+    needs_teacher: ClassVar[bool] = False
 
     def __init__(self, student_taps: Mapping[str, Any], teacher_taps: Mapping[str, Any],
                  context: LossContext | None = None, **config: Any):
@@ -119,9 +133,16 @@ class DistillLoss(nn.Module):
                 f"create_loss('{self.name}', ...)",
                 "Pass context=LossContext(num_samples, num_classes, train_labels)",
             )
+        if self.needs_teacher and getattr(context, "teacher", None) is None:
+            raise user_error(
+                f"Loss {self.describe()} reads parts of the teacher model (its classifier or "
+                "BatchNorm statistics), but no teacher was given", f"create_loss('{self.name}')",
+                "Pass context=LossContext(..., teacher=teacher_model); the engine does this for "
+                "every distillation run")
         self.context = context
         self.student_tap_names: list[str] = []
         self.teacher_tap_names: list[str] = []
+        self.epoch = 0
 
     @classmethod
     def describe(cls) -> str:
@@ -156,15 +177,33 @@ class DistillLoss(nn.Module):
             used.append(tap)
         return taps.get(tap, ())
 
-    def paired_stage_taps(self) -> list[tuple[str, str]]:
-        """zip(student stages, teacher stages), truncated to the shorter (published feat[1:-1]).
+    def set_epoch(self, epoch: int) -> None:
+        """Told by the engine before each training epoch (0-based index of that epoch)."""
+        self.epoch = int(epoch)
 
-        Records every paired tap as used; raises ``UserError`` when a side has no stages.
+    def warmup_factor(self, epochs: int) -> float:
+        """Linear warm-up min((epoch + 1) / epochs, 1): 1/epochs in the first epoch (the
+        mdistiller trainer's 1-based epoch / epochs); 1 when ``epochs`` <= 0."""
+        return 1.0 if epochs <= 0 else min((self.epoch + 1) / epochs, 1.0)
+
+    def paired_stage_taps(self, student_prefix: str = STAGE, teacher_prefix: str | None = None,
+                          align: str = "first") -> list[tuple[str, str]]:
+        """zip(student stages, teacher stages), truncated to the shorter (published feat[1:-1]);
+        ``align="last"`` keeps the deepest stages instead (mdistiller's ``_align_list``).
+
+        The prefixes pick ``stageK`` or ``preact_stageK`` taps per side. Records every paired
+        tap as used; raises ``UserError`` when a side has no such taps.
         """
-        pairs = list(zip(stage_tap_names(self.student_taps), stage_tap_names(self.teacher_taps)))
+        teacher_prefix = teacher_prefix or student_prefix
+        student = stage_tap_names(self.student_taps, student_prefix)
+        teacher = stage_tap_names(self.teacher_taps, teacher_prefix)
+        if align == "last":
+            keep = min(len(student), len(teacher))
+            student, teacher = student[len(student) - keep:], teacher[len(teacher) - keep:]
+        pairs = list(zip(student, teacher))
         if not pairs:
-            self.use_student_tap("stage1")
-            self.use_teacher_tap("stage1")
+            self.use_student_tap(f"{student_prefix}1")
+            self.use_teacher_tap(f"{teacher_prefix}1")
         for student_tap, teacher_tap in pairs:
             self.use_student_tap(student_tap)
             self.use_teacher_tap(teacher_tap)

@@ -12,7 +12,8 @@ Importing this package registers every built-in architecture.
 
 from models.registry import (canonical_name, create_model, is_model, list_models, model_entry,
                              register_model)
-from models.taps import FeatureExtractor, TapInfo, feature_taps, tap_info
+from models.taps import (FeatureExtractor, TapInfo, bn_before_relu, classifier_of, feature_taps,
+                         tap_info)
 from models.checkpoints import load_published_checkpoint
 
 from models import cifar, digits, torchvision_models  # noqa: F401,E402  (registration)

@@ -4,7 +4,8 @@ A builder is ``fn(num_classes, in_chans, **kw) -> nn.Module``, registered with
 ``@register_model(name=..., aliases=..., taps=...)`` (timm style; bare ``@register_model`` uses
 the function's name). :func:`create_model` builds the model and attaches two plain instance
 attributes, ``model.kdbench_name`` (canonical name) and ``model.kdbench_taps`` (tap name ->
-module spec, see :mod:`models.taps`); the state dict and ``forward`` are untouched.
+module spec, see :mod:`models.taps`), plus ``model.kdbench_bn_before_relu`` (pre-activation
+tap -> BatchNorm path, for OFD's margins); the state dict and ``forward`` are untouched.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class ModelEntry:
     builder: ModelBuilder
     aliases: tuple[str, ...] = ()
     taps: Mapping[str, str] = field(default_factory=dict)
+    bn_before_relu: Mapping[str, str] = field(default_factory=dict)
 
 
 _MODELS: dict[str, ModelEntry] = {}
@@ -38,16 +40,19 @@ _ALIASES: dict[str, str] = {}
 
 
 def register_model(fn: ModelBuilder | None = None, *, name: str | None = None,
-                   aliases: Iterable[str] = (), taps: Mapping[str, str] | None = None):
+                   aliases: Iterable[str] = (), taps: Mapping[str, str] | None = None,
+                   bn_before_relu: Mapping[str, str] | None = None):
     """Register a builder ``fn(num_classes, in_chans, **kw) -> nn.Module`` under ``name``.
 
     Usable bare (``@register_model``) or with options. Aliases resolve case-sensitively to
-    ``name``. ``taps`` maps tap names to module specs (see :mod:`models.taps`).
+    ``name``. ``taps`` maps tap names to module specs (see :mod:`models.taps`);
+    ``bn_before_relu`` maps ``preact_stageK`` taps to the BatchNorm feeding that ReLU.
     """
 
     def decorate(builder: ModelBuilder) -> ModelBuilder:
         entry = ModelEntry(name=name or builder.__name__, builder=builder,
-                           aliases=tuple(aliases), taps=dict(taps or {}))
+                           aliases=tuple(aliases), taps=dict(taps or {}),
+                           bn_before_relu=dict(bn_before_relu or {}))
         _add_entry(entry)
         return builder
 
@@ -124,10 +129,11 @@ def create_model(name: str, num_classes: int = 100, in_chans: int = 3, **kw) -> 
     _check_positive_int("in_chans", in_chans, entry.name)
     _check_builder_arguments(entry, num_classes, in_chans, kw)
     model = entry.builder(num_classes=num_classes, in_chans=in_chans, **kw)
-    for spec in entry.taps.values():
+    for spec in [*entry.taps.values(), *entry.bn_before_relu.values()]:
         resolve_tap_module(model, spec)
     model.kdbench_name = entry.name
     model.kdbench_taps = dict(entry.taps)
+    model.kdbench_bn_before_relu = dict(entry.bn_before_relu)
     return model
 
 

@@ -6,7 +6,9 @@ Every model built by :func:`models.create_model` carries ``model.kdbench_taps``,
 embedding is the input of the classifier). ``logits`` is the model's own output and needs no spec.
 
 Tap names: ``stem``, ``stage1`` .. ``stageK`` (every spatial map after the stem, in order),
-``last`` (the last stage), ``embedding`` (pooled vector before the classifier), ``logits``.
+``last`` (the last stage), ``embedding`` (pooled vector before the classifier), ``logits``;
+families whose published code offers pre-activation features also have ``preact_stage1..K``
+(the same stage maps before their final ReLU; :func:`preact_taps`).
 
 :class:`FeatureExtractor` registers one hook per requested tap and returns them all from a single
 ordinary ``model(x)`` call, so models keep their plain ``forward(x) -> logits`` signature.
@@ -24,6 +26,7 @@ from benchmark.errors import user_error
 
 LOGITS = "logits"
 INPUT_SUFFIX = ":input"
+PREACT_PREFIX = "preact_stage"
 
 
 def standard_taps(stem: str, stages: Iterable[str], embedding: str) -> dict[str, str]:
@@ -35,6 +38,44 @@ def standard_taps(stem: str, stages: Iterable[str], embedding: str) -> dict[str,
         taps["last"] = stage_paths[-1]
     taps["embedding"] = embedding
     return taps
+
+
+def preact_taps(specs: Iterable[str]) -> dict[str, str]:
+    """``preact_stage1..K``: the stage maps *before* their final ReLU (OFD, AB, ReviewKD).
+
+    ``specs`` are module specs in stage order; a stage without a final ReLU (MobileNetV2's
+    linear bottlenecks) names the same spec as its ``stageK`` tap.
+    """
+    return {f"{PREACT_PREFIX}{index}": spec for index, spec in enumerate(specs, start=1)}
+
+
+def bn_before_relu(model: nn.Module, tap: str) -> nn.BatchNorm2d:
+    """The BatchNorm whose output feeds the ReLU after the pre-activation tap ``tap``.
+
+    Models declare these with ``register_model(bn_before_relu={tap: module path})`` (the
+    published ``get_bn_before_relu``); OFD reads the teacher's to place its margins.
+    """
+    paths = getattr(model, "kdbench_bn_before_relu", None) or {}
+    if tap not in paths:
+        name = getattr(model, "kdbench_name", type(model).__name__)
+        raise user_error(
+            f"Model '{name}' declares no BatchNorm before the ReLU of tap '{tap}' (it declares "
+            f"{sorted(paths) or 'none'})", "register_model(bn_before_relu=...)",
+            "Use a teacher whose family declares them (CIFAR ResNets, ResNet50, WRN, VGG, "
+            "MobileNetV2) or add bn_before_relu to the model's registration")
+    return model.get_submodule(paths[tap])
+
+
+def classifier_of(model: nn.Module) -> nn.Module:
+    """The module whose input is the ``embedding`` tap: the model's classifier head."""
+    spec = feature_taps(model).get("embedding", "")
+    path, reads_input = parse_tap_spec(spec)
+    if not reads_input:
+        name = getattr(model, "kdbench_name", type(model).__name__)
+        raise user_error(
+            f"Model '{name}' has no classifier input tap ('embedding' = {spec!r})",
+            "model taps", "Declare the embedding tap as '<classifier path>:input'")
+    return model.get_submodule(path)
 
 
 def parse_tap_spec(spec: str) -> tuple[str, bool]:

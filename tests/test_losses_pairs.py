@@ -1,7 +1,9 @@
 """Every registered loss, forward + backward, on every published CIFAR-100 teacher -> student pair.
 
 Gradients must reach the student and the loss's own trainable parts, never the teacher, and the
-teacher's features must come out of the loss unchanged.
+teacher's features must come out of the loss unchanged. Losses that need equal widths on both
+sides (FSP, KD-SVD) refuse the other pairs with a ``UserError``, as the published code refuses
+them (n/a in the CRD table).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import pytest
 import torch
 
 import models
+from benchmark.errors import UserError
 from losses import LossContext, create_loss, list_losses
 
 SAME_FAMILY = [("wrn_40_2", "wrn_16_2"), ("wrn_40_2", "wrn_40_1"), ("resnet56", "resnet20"),
@@ -20,6 +23,8 @@ CROSS_FAMILY = [("vgg13", "mobilenetv2"), ("resnet50", "mobilenetv2"), ("resnet5
 PAIRS = SAME_FAMILY + CROSS_FAMILY
 BATCH, CLASSES, TRAIN_SIZE = 4, 100, 64
 SETTINGS = {"crd": {"K": 8, "feat_dim": 16}}
+EQUAL_WIDTHS_ONLY = {"fsp", "kdsvd"}
+EQUAL_WIDTH_PAIRS = set(SAME_FAMILY) - {("wrn_40_2", "wrn_40_1")}
 
 
 class ModelCache:
@@ -71,11 +76,15 @@ def test_every_loss_runs_forward_backward_on_pair(cache, teacher_name, student_n
     teacher_feats = cache.teacher_features(teacher_name)
     frozen = {k: v.clone() for k, v in teacher_feats.items()}
     labels = torch.arange(BATCH) * 7 % CLASSES
-    context = LossContext(TRAIN_SIZE, CLASSES, torch.arange(TRAIN_SIZE) % CLASSES)
+    context = LossContext(TRAIN_SIZE, CLASSES, torch.arange(TRAIN_SIZE) % CLASSES, teacher=teacher)
     with models.FeatureExtractor(student, cache.shapes[student_name]) as extract:
         student_feats = extract(cache.images)
     total = 0.0
     for name in list_losses():
+        if name in EQUAL_WIDTHS_ONLY and (teacher_name, student_name) not in EQUAL_WIDTH_PAIRS:
+            with pytest.raises(UserError, match="channel counts"):
+                create_loss(name, cache.shapes[student_name], cache.shapes[teacher_name], context)
+            continue
         loss = create_loss(name, cache.shapes[student_name], cache.shapes[teacher_name], context,
                            **SETTINGS.get(name, {}))
         value = loss(student_feats, teacher_feats, labels=labels, indices=torch.arange(BATCH))

@@ -46,8 +46,10 @@ def test_tap_shapes_match_the_protocol_and_the_published_feature_list(name):
     if name in FULL_TAP_SHAPES:
         expected = FULL_TAP_SHAPES[name]
         names = ["stem"] + [f"stage{i}" for i in range(1, len(expected))]
-        assert sorted(info) == sorted(names + ["last", "embedding", "logits"])
+        preact = [f"preact_stage{i}" for i in range(1, len(expected))]
+        assert sorted(info) == sorted(names + preact + ["last", "embedding", "logits"])
         assert [info[n].shape for n in names] == expected
+        assert [info[n].shape for n in preact] == expected[1:]
     last_shape, embedding_dim = PROTOCOL_TAPS[name]
     assert info["last"].shape == last_shape
     assert info["last"].channels == last_shape[0]
@@ -282,3 +284,63 @@ def test_tap_off_the_forward_path_is_reported():
     with FeatureExtractor(model, ["unused"]) as extractor:
         with pytest.raises(RuntimeError, match="did not fire"):
             extractor(torch.randn(1, 1, 4, 4))
+
+
+PREACT_FAMILIES = ["resnet20", "resnet50", "vgg13", "shufflev1", "wrn_40_2", "mobilenetv2",
+                   "shufflev2"]
+
+
+def _all_taps(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=10).eval()
+    with torch.no_grad(), FeatureExtractor(model, feature_taps(model)) as extractor:
+        return model, extractor(torch.randn(2, 3, 32, 32))
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet50", "vgg13", "shufflev1"])
+def test_preact_taps_are_the_stage_maps_before_their_relu(name):
+    _, feats = _all_taps(name)
+    stages = sorted(k for k in feats if k.startswith("stage"))
+    for stage in stages:
+        pre = feats[f"preact_{stage}"]
+        assert torch.equal(F.relu(pre), feats[stage]) and (pre < 0).any()
+
+
+def test_wrn_preact_taps_are_the_next_bns_outputs():
+    model, feats = _all_taps("wrn_40_2")
+    with torch.no_grad():
+        assert torch.equal(feats["preact_stage3"], model.bn1(feats["last"]))
+        assert torch.equal(feats["preact_stage1"], model.block2.layer[0].bn1(feats["stage1"]))
+
+
+def test_mobilenetv2_preact_taps_are_its_linear_stage_outputs():
+    _, feats = _all_taps("mobilenetv2")
+    assert all(torch.equal(feats[f"preact_stage{i}"], feats[f"stage{i}"]) for i in range(1, 5))
+
+
+def test_shufflev2_preact_tap_is_the_unshuffled_map_before_the_relu():
+    model, feats = _all_taps("shufflev2")
+    block = model.layer3[-1]
+    pre = feats["preact_stage3"]
+    kept, transformed = pre.chunk(2, dim=1)
+    assert torch.equal(block.shuffle(torch.cat([kept, F.relu(transformed)], 1)), feats["last"])
+
+
+@pytest.mark.parametrize("name", PREACT_FAMILIES)
+def test_preact_taps_leave_state_dict_and_logits_unchanged(name):
+    model, feats = _all_taps(name)  # seed 0, build, draw the input
+    torch.manual_seed(0)
+    plain = create_model(name, num_classes=10).eval()
+    with torch.no_grad():
+        logits = plain(torch.randn(2, 3, 32, 32))  # no hooks at all
+    assert list(plain.state_dict()) == list(model.state_dict())
+    assert torch.equal(logits, feats["logits"])
+
+
+def test_bn_before_relu_is_declared_for_ofd_teachers_only():
+    from models import bn_before_relu
+
+    model = create_model("resnet32x4")
+    assert bn_before_relu(model, "preact_stage3") is model.layer3[-1].bn2
+    with pytest.raises(UserError, match="declares no BatchNorm"):
+        bn_before_relu(create_model("shufflev1"), "preact_stage1")

@@ -5,7 +5,9 @@ Published module names and shapes: ``conv1`` (3x3 stride-2 conv-BN-ReLU), seven 
 1280, BN, ReLU), global average pool, ``classifier`` (Sequential of one Linear).
 Taps follow the published feature list: ``stem`` = ``conv1``; ``stage1..4`` = ``blocks.1``,
 ``blocks.2``, ``blocks.4``, ``blocks.6``. The last tap is a linear bottleneck output (no ReLU),
-160x2x2 at 32x32 input; the embedding is the 1280-d pooled ``conv2`` output.
+160x2x2 at 32x32 input; the embedding is the 1280-d pooled ``conv2`` output. Stage outputs
+have no ReLU, so ``preact_stage1..4`` are the same tensors (as published); the BN before the
+(absent) ReLU is each group's last projection BN (published ``get_bn_before_relu``).
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ from torch import nn
 from models.cifar.init import published_init
 
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
-MOBILENETV2_TAPS = standard_taps(
-    "conv1", ["blocks.1", "blocks.2", "blocks.4", "blocks.6"], "classifier:input")
+_MOBILENETV2_STAGES = ["blocks.1", "blocks.2", "blocks.4", "blocks.6"]
+MOBILENETV2_TAPS = {**standard_taps("conv1", _MOBILENETV2_STAGES, "classifier:input"),
+                    **preact_taps(_MOBILENETV2_STAGES)}
+# The last inverted residual of each tapped group ends in its projection BN (conv.7).
+MOBILENETV2_BN_BEFORE_RELU = {
+    tap: f"{path}.{blocks - 1}.conv.7" for tap, path, blocks in
+    zip(preact_taps(_MOBILENETV2_STAGES), _MOBILENETV2_STAGES, (2, 3, 3, 1))}
 
 # expansion t, channels c, repeats n, first stride s (the published setting; t=T for groups 1..6)
 INVERTED_RESIDUAL_SETTING = [
@@ -95,7 +102,7 @@ class CifarMobileNetV2(nn.Module):
 
 
 @register_model(name="mobilenetv2", aliases=("MobileNetV2", "mobile_half"),
-                taps=MOBILENETV2_TAPS)
+                taps=MOBILENETV2_TAPS, bn_before_relu=MOBILENETV2_BN_BEFORE_RELU)
 def mobilenetv2(num_classes: int = 100, in_chans: int = 3) -> CifarMobileNetV2:
     """The CRD benchmark's MobileNetV2 (expansion 6, width 0.5; 0.81M parameters)."""
     return CifarMobileNetV2(expansion=6, width_mult=0.5, num_classes=num_classes,

@@ -5,7 +5,9 @@ Same layer shapes, module names (state-dict keys) and initialisation as the publ
 each, 1x1 conv + BN projection where the shape changes, global average pool, ``fc``.
 Differences that do not touch the state dict: every block returns a plain tensor (the published
 last block returns ``(out, preact)``), and pooling is global-average (identical at 32x32 input).
-Taps: ``stem`` = stem ReLU, ``stage1..3`` = ``layer1..3`` outputs after the block ReLU.
+Taps: ``stem`` = stem ReLU, ``stage1..3`` = ``layer1..3`` outputs after the block ReLU;
+``preact_stage1..3`` = the last block's sum before that ReLU (the published ``preact``), whose
+BatchNorm before the ReLU is that block's ``bn2`` (published ``get_bn_before_relu``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from torch import nn
 
 from models.cifar.global_pool import GlobalAvgPool2d
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
 RESNET_TAPS = standard_taps("relu", ["layer1", "layer2", "layer3"], "fc:input")
 
@@ -105,7 +107,12 @@ def _register_resnet(name: str, depth: int, widths: tuple[int, int, int, int]) -
         return CifarResNet(depth, widths, num_classes=num_classes, in_chans=in_chans)
 
     build.__name__ = build.__qualname__ = name
-    register_model(build, name=name, taps=RESNET_TAPS)
+    last = (depth - 2) // 6 - 1
+    preact = [f"layer{stage}.{last}" for stage in (1, 2, 3)]
+    taps = {**RESNET_TAPS, **preact_taps(f"{path}.out_relu:input" for path in preact)}
+    register_model(build, name=name, taps=taps,
+                   bn_before_relu={tap: f"{path}.bn2" for tap, path in
+                                   zip(preact_taps(preact), preact)})
 
 
 for _depth in (8, 14, 20, 32, 44, 56, 110):

@@ -4,7 +4,9 @@
 64/128/256/512 (x4 expansion), 1x1 conv + BN projection ``shortcut``, global average pool,
 ``linear``. Module names, shapes and initialisation follow the published code; blocks return
 plain tensors, and the stem ReLU is the parameter-free module ``relu`` so it can be hooked.
-Taps: ``stem`` = ``relu``, ``stage1..4`` = ``layer1..4`` after the block ReLU (2048x4x4 last).
+Taps: ``stem`` = ``relu``, ``stage1..4`` = ``layer1..4`` after the block ReLU (2048x4x4 last);
+``preact_stage1..4`` = each stage's last residual sum before its ReLU (``out_relu``, a
+parameter-free module), with BatchNorm ``bn3`` of that block before the ReLU.
 """
 
 from __future__ import annotations
@@ -14,9 +16,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
-RESNET50_TAPS = standard_taps("relu", ["layer1", "layer2", "layer3", "layer4"], "linear:input")
+RESNET50_BLOCKS = (3, 4, 6, 3)
+_RESNET50_LAST = [f"layer{i}.{n - 1}" for i, n in enumerate(RESNET50_BLOCKS, start=1)]
+RESNET50_TAPS = {
+    **standard_taps("relu", ["layer1", "layer2", "layer3", "layer4"], "linear:input"),
+    **preact_taps(f"{path}.out_relu:input" for path in _RESNET50_LAST),
+}
+RESNET50_BN_BEFORE_RELU = {tap: f"{path}.bn3" for tap, path in
+                           zip(preact_taps(_RESNET50_LAST), _RESNET50_LAST)}
 
 
 class Bottleneck(nn.Module):
@@ -40,12 +49,13 @@ class Bottleneck(nn.Module):
                 nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False),
                 nn.BatchNorm2d(out_planes),
             )
+        self.out_relu = nn.ReLU()  # a module (no parameters) so the pre-ReLU sum can be tapped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return F.relu(out + self.shortcut(x))
+        return self.out_relu(out + self.shortcut(x))
 
 
 class CifarResNet50(nn.Module):
@@ -92,7 +102,8 @@ class CifarResNet50(nn.Module):
         return self.linear(self.flatten(self.avgpool(x)))
 
 
-@register_model(name="resnet50", aliases=("ResNet50",), taps=RESNET50_TAPS)
+@register_model(name="resnet50", aliases=("ResNet50",), taps=RESNET50_TAPS,
+                bn_before_relu=RESNET50_BN_BEFORE_RELU)
 def resnet50(num_classes: int = 100, in_chans: int = 3,
              zero_init_residual: bool = False) -> CifarResNet50:
     """The CRD benchmark's CIFAR ResNet-50 (23.7M parameters for 100 classes)."""

@@ -5,7 +5,10 @@
 concatenates an average-pooled shortcut), global average pool, ``linear``. Module names, shapes
 and PyTorch-default initialisation follow the published code; blocks return plain tensors and
 the stem ReLU is the parameter-free module ``relu``.
-Taps: ``stem`` = ``relu``, ``stage1..3`` = ``layer1..3`` after the block ReLU (960x4x4 last).
+Taps: ``stem`` = ``relu``, ``stage1..3`` = ``layer1..3`` after the block ReLU (960x4x4 last);
+``preact_stage1..3`` = the last block's merged map before that ReLU (``out_relu``, a
+parameter-free module), the published ``preact``. No BN-before-ReLU is declared (the published
+``get_bn_before_relu`` raises for ShuffleNets), so it cannot be an OFD teacher.
 """
 
 from __future__ import annotations
@@ -17,9 +20,14 @@ from torch import nn
 from models.cifar.channel_shuffle import ShuffleBlock
 from models.cifar.global_pool import GlobalAvgPool2d
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
-SHUFFLEV1_TAPS = standard_taps("relu", ["layer1", "layer2", "layer3"], "linear:input")
+SHUFFLEV1_BLOCKS = (4, 8, 4)
+SHUFFLEV1_TAPS = {
+    **standard_taps("relu", ["layer1", "layer2", "layer3"], "linear:input"),
+    **preact_taps(f"layer{i}.{n - 1}.out_relu:input"
+                  for i, n in enumerate(SHUFFLEV1_BLOCKS, start=1)),
+}
 STEM_WIDTH = 24
 
 
@@ -43,6 +51,7 @@ class Bottleneck(nn.Module):
         self.shortcut = nn.Sequential()
         if stride == 2:
             self.shortcut = nn.Sequential(nn.AvgPool2d(3, stride=2, padding=1))
+        self.out_relu = nn.ReLU()  # a module (no parameters) so the pre-ReLU map can be tapped
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -51,7 +60,7 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))
         residual = self.shortcut(x)
         merged = torch.cat([out, residual], 1) if self.stride == 2 else out + residual
-        return F.relu(merged)
+        return self.out_relu(merged)
 
 
 class CifarShuffleNetV1(nn.Module):

@@ -8,6 +8,10 @@ PyTorch-default initialisation follow the published code; every module returns a
 parameter-free modules ``relu`` and ``head_relu``.
 Taps: ``stem`` = ``relu``, ``stage1..3`` = ``layer1..3``, so ``last`` (464x4x4) is the stage
 output before the 1x1 conv/BN/ReLU head; the embedding is the 1024-d pooled head output.
+``preact_stage1..3`` = the published ``preact`` of each stage's last block: the concatenation
+of the kept half and the transformed half *before* its ReLU, unshuffled (that block passes it
+through the parameter-free ``preact`` module). No BN-before-ReLU is declared (not an OFD
+teacher, as published).
 """
 
 from __future__ import annotations
@@ -19,9 +23,14 @@ from torch import nn
 from models.cifar.channel_shuffle import ShuffleBlock
 from models.cifar.global_pool import GlobalAvgPool2d
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
-SHUFFLEV2_TAPS = standard_taps("relu", ["layer1", "layer2", "layer3"], "linear:input")
+SHUFFLEV2_BLOCKS = (3, 7, 3)
+SHUFFLEV2_TAPS = {
+    **standard_taps("relu", ["layer1", "layer2", "layer3"], "linear:input"),
+    # layerK.0 is the DownBlock, so the last BasicBlock of stage K is layerK.<blocks>.
+    **preact_taps(f"layer{i}.{n}.preact" for i, n in enumerate(SHUFFLEV2_BLOCKS, start=1)),
+}
 STEM_WIDTH = 24
 
 
@@ -35,9 +44,13 @@ def split_channels(x: torch.Tensor, ratio: float) -> tuple[torch.Tensor, torch.T
 class BasicBlock(nn.Module):
     """Keep half the channels, transform the other half (1x1, dw 3x3, 1x1), concat, shuffle."""
 
-    def __init__(self, in_channels: int, split_ratio: float = 0.5):
+    def __init__(self, in_channels: int, split_ratio: float = 0.5, is_last: bool = False):
         super().__init__()
         self.split_ratio = split_ratio
+        self.is_last = is_last
+        # Parameter-free: the last block of a stage passes its pre-ReLU map through it, so it
+        # can be tapped (the published ``preact``); the result is not used by the forward.
+        self.preact = nn.Identity()
         channels = int(in_channels * split_ratio)
         self.conv1 = nn.Conv2d(channels, channels, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
@@ -52,8 +65,10 @@ class BasicBlock(nn.Module):
         kept, transformed = split_channels(x, self.split_ratio)
         out = F.relu(self.bn1(self.conv1(transformed)))
         out = self.bn2(self.conv2(out))
-        out = F.relu(self.bn3(self.conv3(out)))
-        return self.shuffle(torch.cat([kept, out], 1))
+        preact = self.bn3(self.conv3(out))
+        if self.is_last:
+            self.preact(torch.cat([kept, preact], 1))
+        return self.shuffle(torch.cat([kept, F.relu(preact)], 1))
 
 
 class DownBlock(nn.Module):
@@ -108,7 +123,8 @@ class CifarShuffleNetV2(nn.Module):
 
     def _make_layer(self, out_channels: int, num_blocks: int) -> nn.Sequential:
         layers: list[nn.Module] = [DownBlock(self.in_channels, out_channels)]
-        layers += [BasicBlock(out_channels) for _ in range(num_blocks)]
+        layers += [BasicBlock(out_channels, is_last=index == num_blocks - 1)
+                   for index in range(num_blocks)]
         self.in_channels = out_channels
         return nn.Sequential(*layers)
 

@@ -5,7 +5,8 @@ stripped, exactly the published state-dict layout), max-pools ``pool0..pool3`` b
 (``pool3`` only for 64x64 inputs, as published), global average pool, ``classifier`` (512 ->
 classes). The published code applies each block's final ReLU functionally; here they are the
 parameter-free modules ``relu0..relu4`` so the stage outputs (after the ReLU) can be hooked.
-Taps: ``stem`` = ``relu0``, ``stage1..4`` = ``relu1..relu4`` (512x4x4 at 32x32 input).
+Taps: ``stem`` = ``relu0``, ``stage1..4`` = ``relu1..relu4`` (512x4x4 at 32x32 input);
+``preact_stage1..4`` = ``block1..4`` outputs (their last BN, before the ReLU), as published.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from torch import nn
 from models.cifar.init import published_init
 
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
-VGG_TAPS = standard_taps("relu0", ["relu1", "relu2", "relu3", "relu4"], "classifier:input")
+VGG_TAPS = {**standard_taps("relu0", ["relu1", "relu2", "relu3", "relu4"], "classifier:input"),
+            **preact_taps(["block1", "block2", "block3", "block4"])}
 
 VGG_CONFIGS = {
     "vgg8": [[64], [128], [256], [512], [512]],
@@ -75,7 +77,9 @@ def _register_vgg(name: str, config: list[list[int]]) -> None:
         return CifarVGG(config, num_classes=num_classes, in_chans=in_chans)
 
     build.__name__ = build.__qualname__ = name
-    register_model(build, name=name, taps=VGG_TAPS)
+    last = {index: 3 * len(config[index]) - 2 for index in range(1, 5)}  # the block's last BN
+    register_model(build, name=name, taps=VGG_TAPS,
+                   bn_before_relu={f"preact_stage{i}": f"block{i}.{last[i]}" for i in last})
 
 
 for _name, _config in VGG_CONFIGS.items():

@@ -6,6 +6,9 @@ Stage outputs are the raw residual sums; a final BN-ReLU (``bn1``, ``relu``) pre
 Taps: ``stem`` = ``conv1`` output, ``stage1..3`` = ``block1..3`` outputs, so ``last`` is the
 last stage output *before* the final BN-ReLU (PROTOCOL section 2). Blocks return plain tensors;
 pooling is global-average (identical to the published ``avg_pool2d(8)`` at 32x32 input).
+``preact_stage1..3`` are the BN outputs that the next ReLU reads (``block2.layer.0.bn1``,
+``block3.layer.0.bn1``, ``bn1``: the published ``preact`` features and ``get_bn_before_relu``);
+the ReLUs after them are out of place so the tapped tensors stay intact (same numbers).
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from torch import nn
 
 from models.cifar.global_pool import GlobalAvgPool2d
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
-WRN_TAPS = standard_taps("conv1", ["block1", "block2", "block3"], "fc:input")
+_WRN_PREACT = ["block2.layer.0.bn1", "block3.layer.0.bn1", "bn1"]
+WRN_TAPS = {**standard_taps("conv1", ["block1", "block2", "block3"], "fc:input"),
+            **preact_taps(_WRN_PREACT)}
+WRN_BN_BEFORE_RELU = dict(zip(preact_taps(_WRN_PREACT), _WRN_PREACT))
 
 
 class BasicBlock(nn.Module):
@@ -29,7 +35,7 @@ class BasicBlock(nn.Module):
     def __init__(self, in_planes: int, out_planes: int, stride: int, drop_rate: float = 0.0):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
-        self.relu1 = nn.ReLU(inplace=True)
+        self.relu1 = nn.ReLU()  # out of place: bn1's output is the preact tap
         self.conv1 = nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=1,
                                bias=False)
         self.bn2 = nn.BatchNorm2d(out_planes)
@@ -83,7 +89,7 @@ class WideResNet(nn.Module):
         self.block2 = NetworkBlock(blocks_per_stage, channels[1], channels[2], 2, drop_rate)
         self.block3 = NetworkBlock(blocks_per_stage, channels[2], channels[3], 2, drop_rate)
         self.bn1 = nn.BatchNorm2d(channels[3])
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU()  # out of place: bn1's output is the preact_stage3 tap
         self.avgpool = GlobalAvgPool2d()
         self.flatten = nn.Flatten(1)
         self.fc = nn.Linear(channels[3], num_classes)
@@ -115,7 +121,7 @@ def _register_wrn(depth: int, widen_factor: int) -> None:
                           drop_rate=drop_rate)
 
     build.__name__ = build.__qualname__ = name
-    register_model(build, name=name, taps=WRN_TAPS)
+    register_model(build, name=name, taps=WRN_TAPS, bn_before_relu=WRN_BN_BEFORE_RELU)
 
 
 for _depth, _widen in ((16, 1), (16, 2), (40, 1), (40, 2), (16, 8)):
