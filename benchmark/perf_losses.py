@@ -82,11 +82,12 @@ class StepBench:
 
 
 def build_losses(bench: StepBench, names: list[str]) -> dict[str, torch.nn.Module]:
-    """Every named loss for the bench's pair; CRD with CIFAR-100's N and K."""
+    """Every named loss for the bench's pair; CRD with CIFAR-100's N and K; losses that read
+    the teacher model (OFD, SRRL, SimKD) get the bench's teacher."""
     from losses import LossContext, create_loss
 
     labels = (torch.arange(CIFAR_TRAIN_SIZE) % CIFAR_CLASSES)[torch.randperm(CIFAR_TRAIN_SIZE)]
-    context = LossContext(CIFAR_TRAIN_SIZE, CIFAR_CLASSES, labels)
+    context = LossContext(CIFAR_TRAIN_SIZE, CIFAR_CLASSES, labels, teacher=bench.teacher)
     built = {}
     for name in names:
         settings = {"K": CRD_NEGATIVES} if name == "crd" else {}

@@ -3,7 +3,9 @@
 Every function takes tensors (never models or modules) and returns an unweighted scalar. The
 formula, normalisations and reductions are spelled out in each docstring; ``b`` is the batch
 size. Where PROTOCOL is silent (epsilons, pooling target size) the functions follow the
-published CRD code (HobbitLong/RepDistiller, ``distiller_zoo/`` and ``crd/``).
+published CRD code (HobbitLong/RepDistiller, ``distiller_zoo/`` and ``crd/``). The modern
+baselines (DKD, DIST, ReviewKD, NKD, WTTM, SRRL, OFD, AB, FT, FSP, KD-SVD, logit
+standardisation) follow their official code; docs/losses.md names each repository and commit.
 
 Teacher tensors are expected to be detached already; nothing here detaches them.
 """
