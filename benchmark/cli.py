@@ -15,7 +15,8 @@ from benchmark import __version__
 from benchmark.errors import UserError
 
 # Sub-command modules, in the order ``kdbench --help`` lists them.
-COMMANDS = ["run", "perf", "teachers", "models", "tune", "studies", "leaderboard", "validate", "probe"]
+COMMANDS = ["run", "perf", "teachers", "models", "tune", "studies", "leaderboard", "validate",
+            "probe"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,15 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from benchmark.interrupts import exit_code, handling_signals, signal_name
+
     try:
-        return int(args.func(args) or 0)
+        with handling_signals():
+            return int(args.func(args) or 0)
     except UserError as err:
         print(f"kdbench: error: {err}", file=sys.stderr)
         return UserError.exit_code
-    except KeyboardInterrupt:
-        print("kdbench: interrupted; finished runs are kept and the rest resume on the next run.",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # SIGINT, or SIGTERM (interrupts.Terminated)
+        print(f"kdbench: interrupted ({signal_name(err)}); finished runs are kept, interrupted "
+              "ones are marked KILLED and resume on the next run.", file=sys.stderr)
+        return exit_code(err)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -147,6 +147,7 @@ class Member:
         self.wall_time = 0.0
         self.failed: Optional[str] = None
         self.pruned = False  # stopped early on purpose (an Optuna pruner's decision)
+        self.logged_through = 0  # the last epoch already in MLflow (see Cohort.run)
         self.run_id: Optional[str] = env.run_ids.get(spec.config_hash)
         self._reset_stats()
 
@@ -243,7 +244,7 @@ class Member:
         }
 
     def save(self) -> None:
-        save_checkpoint(self.checkpoint_path(), self.state())
+        save_checkpoint(self.checkpoint_path(), self.state(), keep_previous=True)
 
     def try_resume(self) -> bool:
         """Restore from this run's checkpoint if one exists; True when resumed."""
@@ -353,7 +354,9 @@ class Cohort:
     def run(self) -> list[RunResult]:
         """Train every member to the recipe's last epoch; returns one result per spec."""
         for member in self.members:
-            if member.try_resume():
+            resumed = member.try_resume()
+            self._note_logged_epochs(member)
+            if resumed:
                 self._record_resume(member)
         train_loader, eval_loaders = self._loaders()
         epochs = self.recipe.epochs
@@ -373,6 +376,14 @@ class Cohort:
         bar.close()
         return self.failed + [self._result(m) for m in self.members]
 
+    def _note_logged_epochs(self, member: Member) -> None:
+        """How far the member's MLflow run is already logged: a run that restarts behind it (its
+        last checkpoint was unreadable, so it resumed one generation back or from scratch)
+        retrains those epochs to the same numbers and does not log them twice."""
+        tracker = self.env.tracker
+        if tracker is not None and member.run_id:
+            member.logged_through = tracker.last_metric_step(member.run_id, "train_acc")
+
     def _record_resume(self, member: Member) -> None:
         """Tag the run with the epoch it resumed at, and log the checkpoint's epoch if the process
         died between saving and logging it (each epoch is logged exactly once)."""
@@ -380,8 +391,9 @@ class Cohort:
         if tracker is None or not member.run_id or not member.history:
             return
         tracker.set_tags(member.run_id, {"kdbench.resumed_at_epoch": str(member.epoch)})
-        if not tracker.has_metric_step(member.run_id, "train_acc", member.epoch):
+        if member.logged_through < member.epoch:
             tracker.log_metrics(member.run_id, member.history[-1], step=member.epoch)
+            member.logged_through = member.epoch
 
     def _train_epoch(self, epoch: int, active: list[Member], loader) -> float:
         loader.set_epoch(epoch)
@@ -419,8 +431,10 @@ class Cohort:
             member.failed = _reason(err)
             return
         member.save()  # checkpoint first: a kill before the log is repaired on resume
-        if self.env.tracker is not None and member.run_id:
+        if self.env.tracker is not None and member.run_id \
+                and member.epoch > member.logged_through:
             self.env.tracker.log_metrics(member.run_id, metrics, step=member.epoch)
+            member.logged_through = member.epoch
         if self.on_epoch is not None and self.on_epoch(member, metrics) == "prune":
             member.pruned = True
 

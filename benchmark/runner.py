@@ -23,6 +23,9 @@ from benchmark.executors import DEFAULT_MAX_RETRIES
 from benchmark.plan import (Cohort, PlanOptions, RunSpec, expand_suite, group_cohorts,
                             teacher_specs)
 from benchmark.records import Metric, Status, Tag
+
+SKIPPED = "SKIPPED"  # a RunResult status: leased by, or finished by, another driver
+from benchmark.checkpoint import remove_checkpoint
 from benchmark.store import DEFAULT_STORE, Store
 
 
@@ -64,7 +67,12 @@ class Outcome:
 
     @property
     def failed(self) -> list[RunResult]:
-        return [r for r in self.results if r.status != "FINISHED"]
+        return [r for r in self.results if r.status not in ("FINISHED", SKIPPED)]
+
+    @property
+    def skipped(self) -> list[RunResult]:
+        """Runs another driver was training (or finished) when this one reached them."""
+        return [r for r in self.results if r.status == SKIPPED]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -85,12 +93,31 @@ def make_plan(suite: SuiteConfig, plan_options: PlanOptions, options: RunOptions
     from benchmark.records import select
 
     runs = expand_suite(suite, plan_options)
-    finished = select(tracker.records(suite.name)).counted  # the one rule: what counts is done
+    counted = select(tracker.records(suite.name)).counted  # the one rule: what counts is done
+    planned = {r.config_hash for r in runs}
+    finished = {h for h, r in counted.items()
+                if h in planned and _weights_whole(r, Store(options.store))}
     done = [r for r in runs if r.config_hash in finished]
     todo = [r for r in runs if r.config_hash not in finished]
-    store = TeacherStore(options.store)
-    teachers = [t for t in teacher_specs(todo) if not store.has(t)]
+    stored = TeacherStore(options.store)
+    teachers = [t for t in teacher_specs(todo) if not stored.has(t)]
     return Plan(suite, runs, done, todo, teachers, group_cohorts(todo))
+
+
+def _weights_whole(record, store: Store) -> bool:
+    """False for a finished student whose weights file in this store is damaged: it is moved
+    aside and the run is trained again (a rerun of the same configuration). A missing file (a
+    store deleted on purpose) leaves the finished run as it is."""
+    from benchmark.checkpoint import quarantine, safetensors_intact
+
+    recorded = record.tag(Tag.WEIGHTS_PATH)
+    if record.role != "student" or not recorded:
+        return True
+    path = store.relocate(recorded)
+    if not path.exists() or safetensors_intact(path):
+        return True
+    quarantine(path, "not a whole safetensors file; the run is trained again")
+    return False
 
 
 def describe_plan(plan: Plan) -> str:
@@ -179,9 +206,15 @@ def _finalise(tracker, result: RunResult) -> None:
 
 def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
                    threads: Optional[int] = None) -> list[RunResult]:
-    """Train one cohort and record it in MLflow (the unit of work of ``--jobs``)."""
-    from benchmark.checkpoint import remove_checkpoint
-    from benchmark.engine import _reason
+    """Train one cohort and record it in MLflow (the unit of work of ``--jobs``).
+
+    Each run is leased first (:mod:`benchmark.leases`): a run another live driver holds, or one
+    that finished meanwhile, is SKIPPED. SIGINT/SIGTERM mark the runs under way KILLED with the
+    reason and release their leases before the interrupt goes on up."""
+    import multiprocessing
+
+    from benchmark.interrupts import handling_signals
+    from benchmark.leases import Leases
     from benchmark.tracking import Tracker
     from losses.plugins import load_plugins
 
@@ -190,6 +223,50 @@ def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
     load_plugins(options.plugins)  # a worker process or Ray task registers the plugins too
     device = resolve_device(options.device)
     tracker = Tracker(options.tracking_uri)
+    in_driver = multiprocessing.parent_process() is None
+    with handling_signals(sigint=in_driver), Leases(options.store) as leases:
+        mine, skipped = _claim(specs, suite, options, tracker, leases)
+        return skipped + _train_claimed(mine, suite, options, tracker, device)
+
+
+def _claim(specs: list[RunSpec], suite: str, options: RunOptions, tracker,
+           leases) -> tuple[list[RunSpec], list[RunResult]]:
+    """Lease every run of the cohort that is still to do; the others are SKIPPED with why."""
+    from benchmark.records import select
+    from benchmark.teachers import TeacherStore
+
+    mine, skipped = [], []
+    for spec in specs:
+        holder = leases.acquire(spec.config_hash)
+        if holder is not None:
+            skipped.append(RunResult(spec, SKIPPED, reason=f"being trained by {holder.describe()}"))
+        else:
+            mine.append(spec)
+    if not mine:
+        return mine, skipped
+    counted = select(tracker.records(suite)).counted
+    stored, store = TeacherStore(options.store), Store(options.store)
+
+    def finished_elsewhere(spec: RunSpec) -> bool:  # counted now, with its weights in place
+        if spec.role == "teacher":
+            return stored.has(spec)
+        record = counted.get(spec.config_hash)
+        return record is not None and store.relocate(record.tag(Tag.WEIGHTS_PATH)).is_file()
+
+    done = [s for s in mine if finished_elsewhere(s)]
+    for spec in done:  # finished by another driver between our plan and our lease
+        leases.release(spec.config_hash)
+        skipped.append(RunResult(spec, SKIPPED, reason="finished by another driver"))
+    return [s for s in mine if s not in done], skipped
+
+
+def _train_claimed(specs: list[RunSpec], suite: str, options: RunOptions, tracker,
+                   device) -> list[RunResult]:
+    from benchmark.engine import _reason
+    from benchmark.interrupts import signal_name
+
+    if not specs:
+        return []
     run_ids = _assign_run_ids(tracker, suite, specs, str(device), options.store)
     env = RunEnv(device=device, store=Path(options.store),
                  data_dir=Path(options.data_dir) if options.data_dir else None,
@@ -197,6 +274,11 @@ def run_cohort_job(specs: list[RunSpec], suite: str, options: RunOptions,
                  progress=options.progress, run_ids=run_ids)
     try:
         results = train_cohort(specs, env)
+    except KeyboardInterrupt as err:  # SIGINT or SIGTERM: close the runs, keep the checkpoints
+        reason = f"interrupted by {signal_name(err)}; the next run resumes it"
+        for run_id in run_ids.values():
+            tracker.finish(run_id, Status.KILLED, reason=reason)
+        raise
     except Exception as err:  # the cohort could not even start: every run fails with the reason
         results = [RunResult(s, "FAILED", reason=_reason(err), run_id=run_ids[s.config_hash])
                    for s in specs]
@@ -211,7 +293,15 @@ def record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
     """Give each teacher that came from the store a FINISHED run in this suite's experiment."""
     from benchmark.teachers import TeacherStore
 
+    from benchmark.locks import exclusive_lock
+
+    with exclusive_lock(Store(options.store).lock("record-teachers")):  # one driver at a time
+        _record_stored_teachers(plan, options, tracker)
+
+
+def _record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
     from benchmark.records import resumable, select
+    from benchmark.teachers import TeacherStore
 
     store = TeacherStore(options.store)
     records = tracker.records(plan.suite.name)
@@ -255,7 +345,7 @@ def _dispatch(batches: list[list[RunSpec]], suite: str, options: RunOptions, exe
             outcome = _lost_cohort(batches[index], suite, options, outcome.reason)
         results += outcome
         bar.update(len(batches[index]))
-        bar.set_postfix(failed=sum(r.status != "FINISHED" for r in results))
+        bar.set_postfix(failed=sum(r.status not in ("FINISHED", SKIPPED) for r in results))
     bar.close()
     return results
 
@@ -266,13 +356,19 @@ def _lost_cohort(specs: list[RunSpec], suite: str, options: RunOptions,
     from their checkpoints) and FAILED in this run's summary."""
     from benchmark.tracking import Tracker
 
+    from benchmark.leases import Leases
+
     tracker = Tracker(options.tracking_uri)
     existing = tracker.runs_by_hash(suite)
+    leases = Leases(options.store)
     results = []
     for spec in specs:
         run_id = None
+        holder = leases.holder(spec.config_hash)
         for run in existing.get(spec.config_hash, []):
-            if run.status == Status.RUNNING:
+            taken_over = holder is not None and (run.tag(Tag.HOST), run.tag(Tag.PID)) != (
+                holder.host, str(holder.pid))
+            if run.status == Status.RUNNING and not taken_over:
                 run_id = run.run_id
                 tracker.finish(run_id, Status.KILLED, reason=reason)
         results.append(RunResult(spec, "FAILED", reason=reason, run_id=run_id))
@@ -307,22 +403,29 @@ def open_executor(options: RunOptions) -> Iterator:
 
 def execute(plan: Plan, options: RunOptions, tracker) -> Outcome:
     """Train the plan's teachers, then its cohorts; never raises for a failed run."""
+    from benchmark.leases import Leases
+
     check_datasets(plan, options)
     options = with_absolute_paths(options)
     with open_executor(options) as executor:
-        return _execute_on(plan, options, tracker, executor)
+        outcome = _execute_on(plan, options, tracker, executor)
+    Leases(options.store).prune()  # a killed driver's leases, once nobody needs them
+    return outcome
 
 
 def _execute_on(plan: Plan, options: RunOptions, tracker, executor) -> Outcome:
+    from benchmark.teachers import TeacherStore
+
     suite = plan.suite.name
     teachers = [t.model_copy(update={"suite": suite}) for t in plan.teachers_to_train]
-    results = _dispatch([[t] for t in teachers], suite, options, executor, "teachers")
-    failed_teachers = {r.spec.config_hash for r in results if r.status != "FINISHED"}
+    results = _train_teachers(teachers, suite, options, executor)
+    stored = TeacherStore(options.store)
+    missing = {t.config_hash for t in teachers if not stored.has(t)}
     record_stored_teachers(plan, options, tracker)
     runnable, blocked = [], []
     for cohort in plan.cohorts:
         t_hash = cohort.runs[0].teacher_spec().config_hash
-        (blocked if t_hash in failed_teachers else runnable).append(cohort)
+        (blocked if t_hash in missing else runnable).append(cohort)
     for cohort in blocked:
         results += [RunResult(s, "FAILED", reason="its teacher failed to train")
                     for s in cohort.runs]
@@ -330,11 +433,40 @@ def _execute_on(plan: Plan, options: RunOptions, tracker, executor) -> Outcome:
     return Outcome(plan, results)
 
 
+def _train_teachers(teachers: list[RunSpec], suite: str, options: RunOptions,
+                    executor) -> list[RunResult]:
+    """Train the missing teachers; one that another driver is training is waited for (its
+    students need it), and taken over if that driver dies."""
+    import time
+
+    from benchmark.leases import Leases, lease_ttl
+    from benchmark.teachers import TeacherStore
+
+    results = _dispatch([[t] for t in teachers], suite, options, executor, "teachers")
+    waiting = [r.spec for r in results if r.status == SKIPPED]
+    results = [r for r in results if r.status != SKIPPED]
+    stored, leases = TeacherStore(options.store), Leases(options.store)
+    while waiting:
+        time.sleep(min(2.0, lease_ttl() / 4))
+        waiting = [t for t in waiting if not stored.has(t)]
+        orphaned = [t for t in waiting if leases.holder(t.config_hash) is None]
+        if orphaned:  # its trainer died (or failed): train it here, resuming its checkpoint
+            retried = _dispatch([[t] for t in orphaned], suite, options, executor, "teachers")
+            results += [r for r in retried if r.status != SKIPPED]
+            waiting = [t for t in waiting if t not in orphaned] + \
+                [r.spec for r in retried if r.status == SKIPPED]
+    return results
+
+
 def summary_lines(outcome: Outcome) -> list[str]:
     """The closing summary: counts, and every failed run with its reason."""
     finished = [r for r in outcome.results if r.status == "FINISHED"]
     lines = [f"{len(finished)} run(s) finished, {len(outcome.failed)} failed, "
-             f"{len(outcome.plan.done)} skipped as already finished."]
+             f"{len(outcome.plan.done)} skipped as already finished"
+             + (f", {len(outcome.skipped)} left to other drivers." if outcome.skipped else ".")]
+    for r in outcome.skipped:
+        lines.append(f"  SKIPPED {r.spec.role} {r.spec.student} {r.spec.loss} seed "
+                     f"{r.spec.seed}: {r.reason}")
     for r in outcome.failed:
         lines.append(f"  FAILED {r.spec.role} {r.spec.student} {r.spec.loss} seed {r.spec.seed}:"
                      f" {r.reason}")

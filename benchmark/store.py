@@ -10,14 +10,18 @@ Nothing else builds a path under the store; every module asks a :class:`Store` f
     ├── students/
     │   └── <config_hash>.safetensors                         a finished student's weights
     ├── checkpoints/
-    │   └── <config_hash>.pt                                  epoch checkpoint of a run under way
+    │   ├── <config_hash>.pt                                  epoch checkpoint of a run under way
+    │   └── <config_hash>.prev.pt                             the generation before it
     ├── embeddings/
     │   └── <run id>-<target>.pt                              probe embedding cache
-    └── locks/
-        └── <name>.lock                                       inter-process locks
+    ├── locks/
+    │   └── <name>.lock                                       inter-process locks
+    └── leases/
+        └── <config_hash>.json                                who trains a run now (leases.py)
 
-Teachers are keyed by the config hash of their own training run, students and checkpoints by
-the run's config hash. MLflow's ``weights_path`` tag records the absolute file; a store moved
+An unreadable file is moved aside beside itself as ``<name>.corrupt-<time>``
+(:func:`benchmark.checkpoint.quarantine`) and never read again. Teachers are keyed by the
+config hash of their own training run, students and checkpoints by the run's config hash. MLflow's ``weights_path`` tag records the absolute file; a store moved
 to another folder is found again with :meth:`Store.relocate`. Data-set caches live under the
 data folder (``benchmark/data/cache.py``), not in the store.
 """
@@ -31,8 +35,8 @@ from pathlib import Path
 DEFAULT_STORE = "kdbench-store"
 STORE_ENV = "KDBENCH_STORE"
 
-_TEACHERS, _STUDENTS, _CHECKPOINTS, _EMBEDDINGS, _LOCKS = (
-    "teachers", "students", "checkpoints", "embeddings", "locks")
+_TEACHERS, _STUDENTS, _CHECKPOINTS, _EMBEDDINGS, _LOCKS, _LEASES = (
+    "teachers", "students", "checkpoints", "embeddings", "locks", "leases")
 _WEIGHTS, _META, _CHECKPOINT, _LOCK = ".safetensors", ".json", ".pt", ".lock"
 
 
@@ -84,6 +88,10 @@ class Store:
     def locks_dir(self) -> Path:
         return self.root / _LOCKS
 
+    @property
+    def leases_dir(self) -> Path:
+        return self.root / _LEASES
+
     # ----- files -----
     def teacher_weights(self, dataset: str, arch: str, seed: int, config_hash: str) -> Path:
         return self._teacher_stem(dataset, arch, seed, config_hash).with_suffix(_WEIGHTS)
@@ -109,6 +117,9 @@ class Store:
 
     def lock(self, name: str) -> Path:
         return self.locks_dir / f"{name}{_LOCK}"
+
+    def lease(self, config_hash: str) -> Path:
+        return self.leases_dir / f"{config_hash}{_META}"
 
     # ----- operations -----
     def remove_run_files(self, config_hash: str) -> None:

@@ -10,7 +10,6 @@ process meets "database is locked".
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import subprocess
@@ -100,13 +99,10 @@ class Tracker:
         if self._lock_path is None:
             yield
             return
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        from benchmark.locks import exclusive_lock
+
+        with exclusive_lock(self._lock_path):
+            yield
 
     def experiment_id(self, suite: str, create: bool = True) -> Optional[str]:
         with self._locked():
@@ -190,6 +186,12 @@ class Tracker:
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         with self._locked():
             self.client.log_batch(run_id, metrics=batch)
+
+    def last_metric_step(self, run_id: str, key: str) -> int:
+        """The highest step at which metric ``key`` of the run was logged (0: never)."""
+        with self._locked():
+            history = self.client.get_metric_history(run_id, key)
+        return max((m.step for m in history), default=0)
 
     def has_metric_step(self, run_id: str, key: str, step: int) -> bool:
         """Whether metric ``key`` of the run has a value logged at ``step``."""

@@ -14,12 +14,12 @@ by its rank and set aside (see :mod:`studies.budget`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import re
 from pathlib import Path
 from typing import Iterator, Optional
 
 from benchmark.errors import user_error
+from benchmark.locks import exclusive_lock  # noqa: F401  (also used by studies)
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 JOURNAL_PREFIX = "journal:"
@@ -102,18 +102,6 @@ def public_url(url: str) -> str:
 def file_lock(path: Path):
     """An exclusive lock on ``<path>.kdbench-lock`` (held for the block)."""
     return exclusive_lock(path.with_name(path.name + LOCK_SUFFIX))
-
-
-@contextlib.contextmanager
-def exclusive_lock(lock: Path) -> Iterator[None]:
-    """An exclusive ``fcntl`` lock on the file ``lock`` (created if missing)."""
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ machine (``--jobs N``), each process with ``cpu_count // N`` torch threads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Iterator, Sequence
@@ -42,10 +43,28 @@ class LocalExecutor:
             return
         import multiprocessing
 
+        from benchmark.interrupts import ignore_sigint
+
         threads = max(1, (os.cpu_count() or 1) // jobs)
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                 initializer=ignore_sigint) as pool:
             futures = {pool.submit(fn, *args, threads=threads): index
                        for index, args in enumerate(calls)}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            except KeyboardInterrupt:  # SIGINT or SIGTERM here: each worker closes its runs
+                _forward_interrupt(pool)
+                raise
+
+
+def _forward_interrupt(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM every worker (they mark their runs KILLED and release their leases), start no
+    queued call, and wait for them to exit."""
+    import signal
+
+    for future_process in list(getattr(pool, "_processes", {}).values()):
+        with contextlib.suppress(ProcessLookupError, OSError):
+            os.kill(future_process.pid, signal.SIGTERM)
+    pool.shutdown(wait=True, cancel_futures=True)
