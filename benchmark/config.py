@@ -192,7 +192,7 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
     import models
     from benchmark.data import list_datasets
     from benchmark.recipes import RECIPES
-    from losses import list_losses
+    from losses import is_loss, list_losses
 
     def fail(field: str, given: Any, allowed: str) -> UserError:
         return UserError(f"Suite file {path}: field '{field}' is invalid. Given: {given!r}. "
@@ -221,7 +221,7 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
         except Exception as err:  # the label parser explains what it could not read
             raise fail(f"losses.{i}", loss, f"a registered loss or 'X+kd' ({err})") from None
         for term in config.terms:
-            if term not in known:
+            if term not in known and not is_loss(term):  # or host@modifier
                 raise fail(f"losses.{i}", loss if isinstance(loss, str) else term,
                            ", ".join(sorted(known)) + " (or a plugin's loss)")
         parsed.append(config)
@@ -230,5 +230,5 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
         pair.teacher = models.canonical_name(pair.teacher)
         pair.student = models.canonical_name(pair.student)
     for term in suite.hparams:
-        if term not in known:
+        if term not in known and not is_loss(term):
             raise fail(f"hparams.{term}", term, ", ".join(sorted(known)))

@@ -8,6 +8,11 @@ PROTOCOL §1: total = ce_weight * CE + kd_weight * KD + beta * L_method. So "sp+
 - ``"X"`` -> ``{ce: 1, X: "default"}`` (method runs: ce 1, kd 0, beta = X's default weight);
 - ``"X+kd"`` -> ``{ce: 1, kd: 1, X: "default"}``;
 - ``"X+Y"`` (e.g. ``"crd+pkt"``) -> ``{ce: 1, X: "default", Y: "default"}``.
+
+A term may carry logit modifiers, ``host@modifier`` (``kd@ls``, ``dkd@ls``, ``kd@ctkd``; see
+:mod:`losses.modifiers`): it is one term, written canonically (modifiers sorted), whose default
+weight is the modified class's. A KD host keeps the KD baseline's form: ``"kd@ls"`` ->
+``{ce: 0.1, kd@ls: "default"}`` (LS's weight 9), ``"kd@ctkd"`` -> ``{ce: 0.1, kd@ctkd: 0.9}``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from typing import Any
 from torch import Tensor, nn
 
 from benchmark.errors import user_error
-from losses.registry import DistillLoss, LossContext, create_loss, loss_class
+from losses.registry import (MODIFIER_SEPARATOR, DistillLoss, LossContext, create_loss,
+                             loss_class)
 
 DEFAULT = "default"
 CE, KD, STUDENT = "ce", "kd", "student"
@@ -33,7 +39,7 @@ def expand_loss_label(label: str) -> dict[str, float | str]:
     its class's ``default_weight``. Unknown terms, repeated terms or an empty label raise
     ``UserError``.
     """
-    terms = [part.strip() for part in str(label).split("+")]
+    terms = [canonical_term(part) for part in str(label).split("+")]
     if not all(terms):
         raise user_error(f"Loss label '{label}' has an empty term", "loss label",
                          "Write terms joined by '+', e.g. 'sp+kd'")
@@ -44,16 +50,33 @@ def expand_loss_label(label: str) -> dict[str, float | str]:
         return {CE: CE_WEIGHT}
     if terms == [KD]:
         return {CE: CE_WEIGHT_KD_BASELINE, KD: KD_WEIGHT_KD_BASELINE}
+    if len(terms) == 1 and host_of(terms[0]) == KD:
+        loss_class(terms[0])
+        return {CE: CE_WEIGHT_KD_BASELINE, terms[0]: DEFAULT}
     if STUDENT in terms or CE in terms:
         raise user_error(f"Loss label '{label}' combines '{STUDENT}'/'{CE}' with other terms",
                          "loss label", "CE is part of every label; write e.g. 'sp' or 'sp+kd'")
     for term in terms:
         loss_class(term)
     expanded: dict[str, float | str] = {CE: CE_WEIGHT}
-    if KD in terms:
-        expanded[KD] = KD_WEIGHT_WITH_METHOD
-    expanded.update({term: DEFAULT for term in terms if term != KD})
+    expanded.update({term: KD_WEIGHT_WITH_METHOD for term in terms if host_of(term) == KD})
+    expanded.update({term: DEFAULT for term in terms if host_of(term) != KD})
     return expanded
+
+
+def canonical_term(term: str) -> str:
+    """A term name with its modifiers sorted (``kd@ls@ctkd`` -> ``kd@ctkd@ls``)."""
+    term = term.strip()
+    if MODIFIER_SEPARATOR not in term:
+        return term
+    from losses.modifiers import canonical
+
+    return canonical(term)
+
+
+def host_of(term: str) -> str:
+    """The host loss of a term (``dkd@ls`` -> ``dkd``)."""
+    return term.split(MODIFIER_SEPARATOR, 1)[0]
 
 
 def resolve_weights(terms: Mapping[str, float | str]) -> dict[str, float]:

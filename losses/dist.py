@@ -23,6 +23,7 @@ class DISTLoss(DistillLoss):
         "beta": HParam(1.0, 0.1, 10.0, log=True),
         "gamma": HParam(1.0, 0.1, 10.0, log=True),
     }
+    logit_host = True
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)

@@ -26,6 +26,7 @@ class DKDLoss(DistillLoss):
     }
     options = {"warmup_epochs": 20}
     needs_labels = True
+    logit_host = True
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)
@@ -35,5 +36,5 @@ class DKDLoss(DistillLoss):
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         labels = self.require(labels, "labels")
         value = functional.dkd(student_feats[LOGITS], teacher_feats[LOGITS], labels,
-                               self.config["alpha"], self.config["beta"], self.config["T"])
+                               self.config["alpha"], self.config["beta"], self.temperature())
         return self.warmup_factor(int(self.config["warmup_epochs"])) * value

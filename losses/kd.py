@@ -16,12 +16,12 @@ class KDLoss(DistillLoss):
 
     default_weight = 0.9
     hparams = {"T": HParam(4.0, 1.0, 16.0, log=True)}
+    logit_host = True
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)
-        self.temperature = float(self.config["T"])
         self.use_student_tap(LOGITS)
         self.use_teacher_tap(LOGITS)
 
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
-        return functional.kd(student_feats[LOGITS], teacher_feats[LOGITS], self.temperature)
+        return functional.kd(student_feats[LOGITS], teacher_feats[LOGITS], self.temperature())

@@ -22,6 +22,7 @@ class NKDLoss(DistillLoss):
         "gamma": HParam(3.5, 0.5, 10.0, log=True),
     }
     needs_labels = True
+    logit_host = True
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)
@@ -30,5 +31,5 @@ class NKDLoss(DistillLoss):
 
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         return functional.nkd(student_feats[LOGITS], teacher_feats[LOGITS],
-                              self.require(labels, "labels"), self.config["T"],
+                              self.require(labels, "labels"), self.temperature(),
                               self.config["gamma"])

@@ -44,6 +44,7 @@ LAST = "last"
 STAGE = "stage"
 PREACT_STAGE = "preact_stage"
 BUILT_IN = "kdbench built-in"
+MODIFIER_SEPARATOR = "@"
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ class DistillLoss(nn.Module):
     needs_indices: ClassVar[bool] = False
     needs_context: ClassVar[bool] = False
     needs_teacher: ClassVar[bool] = False
+    #: a loss on logits that modifiers (``@ls``, ``@ctkd``) may wrap
+    logit_host: ClassVar[bool] = False
 
     def __init__(self, student_taps: Mapping[str, Any], teacher_taps: Mapping[str, Any],
                  context: LossContext | None = None, **config: Any):
@@ -143,6 +146,7 @@ class DistillLoss(nn.Module):
         self.student_tap_names: list[str] = []
         self.teacher_tap_names: list[str] = []
         self.epoch = 0
+        self.temperature_override = None  # a modifier's temperature (CTKD), called per forward
 
     @classmethod
     def describe(cls) -> str:
@@ -180,6 +184,12 @@ class DistillLoss(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Told by the engine before each training epoch (0-based index of that epoch)."""
         self.epoch = int(epoch)
+
+    def temperature(self):
+        """The temperature to use now: ``config['T']``, or a modifier's (a tensor) when set."""
+        if self.temperature_override is not None:
+            return self.temperature_override()
+        return float(self.config["T"])
 
     def warmup_factor(self, epochs: int) -> float:
         """Linear warm-up min((epoch + 1) / epochs, 1): 1/epochs in the first epoch (the
@@ -347,7 +357,14 @@ def _checked_value(cls: type[DistillLoss], key: str, value: Any) -> float | int:
 
 
 def loss_class(name: str) -> type[DistillLoss]:
-    """The class registered under ``name``; unknown names raise ``UserError`` with close matches."""
+    """The class registered under ``name``; unknown names raise ``UserError`` with close matches.
+
+    ``host@modifier`` names (``kd@ls``) give the composed class of :mod:`losses.modifiers`.
+    """
+    if MODIFIER_SEPARATOR in str(name):
+        from losses.modifiers import modified_loss_class, split_label
+
+        return modified_loss_class(name, loss_class(split_label(name)[0]))
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -361,7 +378,14 @@ def loss_class(name: str) -> type[DistillLoss]:
 
 
 def is_loss(name: str) -> bool:
-    return name in _REGISTRY
+    """True for a registered name or a valid ``host@modifier`` composition."""
+    if MODIFIER_SEPARATOR not in str(name):
+        return name in _REGISTRY
+    try:
+        loss_class(name)
+    except UserError:
+        return False
+    return True
 
 
 def list_losses() -> list[str]:
@@ -371,8 +395,8 @@ def list_losses() -> list[str]:
 
 def registry_source(name: str) -> str:
     """Where the loss ``name`` was registered from ('kdbench built-in' or a plugin label)."""
-    loss_class(name)
-    return _SOURCES[name]
+    cls = loss_class(name)
+    return _SOURCES.get(cls.name, _SOURCES.get(getattr(cls, "host_class", cls).name, BUILT_IN))
 
 
 def create_loss(name: str, student_taps: Mapping[str, Any], teacher_taps: Mapping[str, Any],
@@ -383,7 +407,7 @@ def create_loss(name: str, student_taps: Mapping[str, Any], teacher_taps: Mappin
     naming the plugin.
     """
     cls = loss_class(name)
-    source = _SOURCES[name]
+    source = registry_source(name)
     try:
         return cls(student_taps, teacher_taps, context, **hparams)
     except UserError:

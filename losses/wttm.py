@@ -19,6 +19,7 @@ class WTTMLoss(DistillLoss):
 
     default_weight = 3.0
     hparams = {"gamma": HParam(0.1, 0.05, 1.0, log=True)}
+    logit_host = True
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)

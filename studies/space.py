@@ -45,7 +45,7 @@ class SearchParam:
 def tuned_terms(terms: Iterable[str]) -> list[str]:
     """The terms a study tunes: every non-CE term, except KD when it rides along a method."""
     distill = [t for t in terms if t not in BASELINE_TERMS]
-    methods = [t for t in distill if t != KD_TERM]
+    methods = [t for t in distill if t.split("@")[0] != KD_TERM]  # kd@ls rides along too
     return methods or distill
 
 

@@ -76,7 +76,7 @@ def test_unknown_and_mistyped_hyperparameters_are_user_errors():
         create_loss("at", STUDENT, TEACHER, p=1.5)
     with pytest.raises(UserError, match="must be a number"):
         create_loss("kd", STUDENT, TEACHER, T="hot")
-    assert create_loss("kd", STUDENT, TEACHER, T=2).temperature == 2.0
+    assert create_loss("kd", STUDENT, TEACHER, T=2).temperature() == 2.0
 
 
 def test_missing_tap_names_the_loss_the_tap_and_the_available_taps():

@@ -27,7 +27,12 @@ DISPLAY_NAMES = {
     "teacher": "Teacher", "student": "Student", "kd": "KD", "fitnet": "FitNet", "at": "AT",
     "sp": "SP", "cc": "CC", "vid": "VID", "rkd": "RKD", "pkt": "PKT", "ab": "AB", "ft": "FT",
     "fsp": "FSP", "nst": "NST", "crd": "CRD",
+    "dkd": "DKD", "dist": "DIST", "reviewkd": "ReviewKD", "nkd": "NKD", "wttm": "WTTM",
+    "srrl": "SRRL", "ofd": "OFD", "simkd": "SimKD", "kdsvd": "KD-SVD",
 }
+
+#: Logit modifiers (``host@modifier`` terms, losses.modifiers) as the papers name them.
+MODIFIER_NAMES = {"ls": "LS", "ctkd": "CTKD"}
 
 AVERAGE_COLUMN = "Average"
 
@@ -45,11 +50,19 @@ class Pair:
 
 
 def display_name(row: str) -> str:
-    """The row label as the papers print it (``sp+kd`` -> ``SP+KD``); unknown losses unchanged."""
-    parts = row.split("+")
-    if all(part in DISPLAY_NAMES for part in parts):
-        return "+".join(DISPLAY_NAMES[part] for part in parts)
+    """The row label as the papers print it (``sp+kd`` -> ``SP+KD``, ``dkd@ls`` ->
+    ``DKD + LS``); unknown losses unchanged."""
+    parts = [_display_term(part) for part in row.split("+")]
+    if all(part is not None for part in parts):
+        return "+".join(parts)
     return row
+
+
+def _display_term(term: str) -> str | None:
+    host, *modifiers = term.split("@")
+    if host not in DISPLAY_NAMES or any(m not in MODIFIER_NAMES for m in modifiers):
+        return None
+    return " + ".join([DISPLAY_NAMES[host], *(MODIFIER_NAMES[m] for m in modifiers)])
 
 
 def is_loss_row(row: str) -> bool:
