@@ -104,6 +104,8 @@ class Metric:
     WALL_TIME_S = "wall_time_s"
     TEST_ACC = "test_acc"
     VAL_ACC = "val_acc"
+    TEST_AGREEMENT = "test_agreement"  # % of test images where student and teacher top-1 agree
+    TEST_KL = "test_kl"  # mean KL(teacher || student) over the test images, nats, T = 1
 
 
 #: ``--metric`` choice -> final metric.

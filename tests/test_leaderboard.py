@@ -1,8 +1,9 @@
 """The leaderboard on real MLflow runs created here (one SQLite store for the module): known
-accuracies over several seeds give the known means, sample stds, counts, averages and Welch
-p-values (checked against scipy); failed, running and superseded runs are listed, never averaged;
-outputs (md, csv, tex, html, png) are written and well formed; the CLI reports bad input with
-exit code 2."""
+accuracies over several seeds give the known means, sample stds, counts, averages, paired and
+Welch p-values (checked against scipy), Holm-adjusted p-values (checked against statsmodels),
+four-outcome verdicts and mean ranks; failed, running and superseded runs are listed, never
+averaged; outputs (md, csv, tex, html, png) are written and well formed and the CSV keeps every
+statistic; the CLI reports bad input with exit code 2."""
 
 import re
 import xml.etree.ElementTree as ET
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as scipy_stats
+from statsmodels.stats.multitest import multipletests
 
 from benchmark import cli
 from benchmark.errors import UserError
@@ -19,7 +21,8 @@ from benchmark.leaderboard.build import build_leaderboard
 from benchmark.leaderboard.collect import collect_runs
 from benchmark.leaderboard.layout import Pair
 from benchmark.leaderboard.published import load_published
-from benchmark.leaderboard.stats import IS_BASELINE, NO_TEST_FEW_SEEDS, WIN
+from benchmark.leaderboard.stats import (BETTER, IS_BASELINE, NO_TEST_FEW_SEEDS,
+                                         NO_TEST_ZERO_VARIANCE, OUTCOMES)
 
 SUITE = "lbtest"
 WRN = Pair("wrn_40_2", "wrn_16_2")  # published, listed before resnet32x4 in CRD Table 1
@@ -123,19 +126,62 @@ def test_means_stds_counts_and_columns(board):
     assert table.cell("mynew", TINY) is None
 
 
-def test_welch_p_values_match_scipy(board):
+def _paired_family():
+    """(loss, pair) -> scipy's paired t-test p over the seeds both sides have (seed order),
+    for the comparisons whose differences vary."""
+    family = {}
+    for (dataset, pair, loss), values in FINISHED.items():
+        baseline = FINISHED.get((dataset, pair, "sp"))
+        n = min(len(values), len(baseline or ()))
+        if dataset == "cifar100" and loss != "sp" and n >= 2 \
+                and np.ptp(np.subtract(values[:n], baseline[:n])) > 0:
+            family[(loss, pair)] = scipy_stats.ttest_rel(values[:n], baseline[:n]).pvalue
+    return family
+
+
+def test_paired_p_values_match_scipy_and_holm_matches_statsmodels(board):
     table = table_of(board, "cifar100")
-    for pair in (WRN, RESNET, TINY):
-        baseline = FINISHED[("cifar100", pair, "sp")]
-        kd = FINISHED[("cifar100", pair, "kd")]
-        expected = scipy_stats.ttest_ind(kd, baseline, equal_var=False).pvalue
-        assert table.cell("kd", pair).comparison.p_value == pytest.approx(expected, rel=1e-9)
-    assert table.cell("kd", WRN).comparison.verdict == WIN
+    family = _paired_family()
+    assert len(family) == 4  # student, kd x 2, mynew; AT has one seed, kd on TINY d = 1, 1
+    assert table.cell("kd", TINY).comparison.verdict == NO_TEST_ZERO_VARIANCE
+    adjusted = multipletests(list(family.values()), method="holm")[1]
+    for ((loss, pair), p), p_holm in zip(family.items(), adjusted):
+        comparison = table.cell(loss, pair).comparison
+        assert comparison.p_value == pytest.approx(p, rel=1e-9)
+        assert comparison.p_adjusted == pytest.approx(p_holm, rel=1e-9)
+    for pair in (WRN, RESNET):
+        kd, sp = FINISHED[("cifar100", pair, "kd")], FINISHED[("cifar100", pair, "sp")]
+        welch = scipy_stats.ttest_ind(kd, sp, equal_var=False).pvalue
+        assert table.cell("kd", pair).comparison.evidence.p_welch == pytest.approx(welch)
+    assert table.cell("kd", WRN).comparison.verdict == BETTER  # d = 1.0, 1.1, 1.1
     assert table.cell("sp", WRN).comparison.verdict == IS_BASELINE
     assert table.cell("at", WRN).comparison.verdict == NO_TEST_FEW_SEEDS
     tallies = table.verdict_tally()
-    assert tallies["kd"]["win"] + tallies["kd"]["tie"] + tallies["kd"]["loss"] == 3
-    assert tallies["at"]["no test"] == 1
+    assert sum(tallies["kd"][outcome] for outcome in OUTCOMES) == 2
+    assert tallies["kd"]["no test"] == 1 and tallies["at"]["no test"] == 1
+
+
+def test_welch_option_tests_unpaired(runs):
+    table = table_of(build_leaderboard(runs, SUITE, test="welch"), "cifar100")
+    kd, sp = FINISHED[("cifar100", RESNET, "kd")], FINISHED[("cifar100", RESNET, "sp")]
+    comparison = table.cell("kd", RESNET).comparison
+    assert comparison.p_value == pytest.approx(
+        scipy_stats.ttest_ind(kd, sp, equal_var=False).pvalue, rel=1e-9)
+    assert comparison.evidence.prob_improvement == pytest.approx(
+        scipy_stats.mannwhitneyu(kd, sp).statistic / 9)
+
+
+def test_mean_ranks_across_pairs(board):
+    across = table_of(board, "cifar100").across
+    # WRN: kd 1, sp 2, student 3, at 4; RESNET: mynew 1, sp 2, kd 3; TINY: kd 1, sp 2.
+    assert across["kd"].mean_rank == pytest.approx((1 + 3 + 1) / 3)
+    assert across["sp"].mean_rank == pytest.approx(2.0)
+    assert across["mynew"].mean_rank == 1.0 and across["mynew"].pairs_present == 1
+    assert "teacher" not in across
+    assert across["kd"].mean_rank_low <= across["kd"].mean_rank <= across["kd"].mean_rank_high
+    kd_runs = [v for (d, _, loss), vals in FINISHED.items() if d == "cifar100" and loss == "kd"
+               for v in vals]
+    assert across["kd"].iqm == pytest.approx(scipy_stats.trim_mean(kd_runs, 0.25))
 
 
 def test_averages_and_best_marks(board):
@@ -192,7 +238,9 @@ def test_markdown_has_the_table_marks_and_listing(written):
     kd_row = next(line for line in text.splitlines() if line.startswith("| KD |"))
     assert "**74.27 ± 0.25 (3)** ▲ · pub 74.92, Δ -0.65" in kd_row
     assert "- failed: loss is NaN at epoch 3: wrn_40_2 -> wrn_16_2, crd, seed 1" in text
-    assert "n<2: no test" in text
+    assert "○ no test (fewer than 2 matched seeds" in text and "≈ equivalent within ±0.5" in text
+    assert "| AT | 72.90 (1) ○ · pub" in text
+    assert "Across pairs" in text and "| KD | 1.67 [" in text
 
 
 def test_tidy_csv_has_one_row_per_cell(written, board):
@@ -202,8 +250,16 @@ def test_tidy_csv_has_one_row_per_cell(written, board):
     row = frame[(frame["loss"] == "kd") & (frame["pair"] == RESNET.label)].iloc[0]
     assert row["n"] == 3 and row["mean"] == pytest.approx(72.2666667, rel=1e-6)
     assert row["published"] == pytest.approx(73.33)
-    assert row["verdict"] in ("win", "tie", "loss")
-    assert {"p_value", "verdict", "published", "diff", "std"} <= set(frame.columns)
+    assert row["verdict"] in OUTCOMES
+    assert {"p_value", "p_adjusted", "verdict", "published", "diff", "std", "ci_low",
+            "ci_high", "prob_improvement", "p_wilcoxon", "p_tost", "seeds_needed",
+            "mean_rank", "iqm"} <= set(frame.columns)
+    kd = FINISHED[("cifar100", RESNET, "kd")]
+    sp = FINISHED[("cifar100", RESNET, "sp")]
+    assert row["p_wilcoxon"] == pytest.approx(scipy_stats.wilcoxon(np.subtract(kd, sp)).pvalue,
+                                              rel=1e-5)
+    assert row["difference"] == pytest.approx(np.mean(np.subtract(kd, sp)), rel=1e-5)
+    assert row["ci_low"] <= row["difference"] <= row["ci_high"]
 
 
 def test_latex_is_well_formed(written):

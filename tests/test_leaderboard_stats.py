@@ -9,7 +9,8 @@ from scipy import stats as scipy_stats
 
 from benchmark.leaderboard.layout import (PUBLISHED_LOSS_ORDER, Pair, display_name, order_pairs,
                                           order_rows)
-from benchmark.leaderboard.stats import (LOSS, NO_TEST, NO_TEST_FEW_SEEDS, NO_TEST_NO_STD,
+from benchmark.leaderboard.stats import (BETTER, EQUIVALENT, INCONCLUSIVE, LOSS, NO_TEST,
+                                         NO_TEST_FEW_SEEDS, NO_TEST_NO_STD, WORSE,
                                          NO_TEST_ZERO_VARIANCE, TIE, WIN, Summary, summarize,
                                          tally, welch_test, welch_test_from_summary)
 
@@ -57,8 +58,9 @@ def test_welch_from_summary_equals_raw_test():
 
 
 def test_tally_counts_every_no_test_reason():
-    counts = tally([WIN, WIN, TIE, LOSS, NO_TEST_FEW_SEEDS, NO_TEST_ZERO_VARIANCE])
-    assert counts == {WIN: 2, TIE: 1, LOSS: 1, NO_TEST: 2}
+    counts = tally([BETTER, BETTER, INCONCLUSIVE, WORSE, EQUIVALENT, NO_TEST_FEW_SEEDS,
+                    NO_TEST_ZERO_VARIANCE])
+    assert counts == {BETTER: 2, INCONCLUSIVE: 1, WORSE: 1, EQUIVALENT: 1, NO_TEST: 2}
 
 
 def test_rows_follow_the_published_order_then_alphabetical():

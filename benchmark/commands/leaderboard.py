@@ -17,8 +17,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "leaderboard", help="tables of a suite's results with error bars and tests",
         description="Build the leaderboard of a suite from its MLflow runs: per dataset, one "
                     "column per teacher -> student pair, rows Teacher, Student and each loss, "
-                    "cells mean ± std (n seeds), Welch's t-test of each loss against a "
-                    "baseline. Runs in progress or failed are listed, never averaged in.")
+                    "cells mean ± std (n seeds), each loss tested against a baseline paired by "
+                    "seed (Holm-adjusted; better, worse, equivalent within ±delta, or "
+                    "inconclusive with the seeds that would decide it), mean rank and IQM "
+                    "across pairs. Runs in progress or failed are listed, never averaged in.")
     parser.add_argument("suite", nargs="?", default=DEFAULT_SUITE,
                         help=f"suite name (its experiment is kdbench/SUITE; default "
                              f"{DEFAULT_SUITE})")
@@ -27,6 +29,16 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "png; default md,csv,tex,html)")
     parser.add_argument("--against", default="sp",
                         help="baseline loss for the significance tests (default sp)")
+    parser.add_argument("--test", choices=("paired", "wilcoxon", "welch"), default="paired",
+                        help="paired: paired t-test over matched (teacher seed, seed) "
+                             "(default); wilcoxon: Wilcoxon signed-rank test over them; "
+                             "welch: Welch's unpaired t-test")
+    parser.add_argument("--delta", type=float, default=0.5,
+                        help="equivalence margin in accuracy points for the two one-sided "
+                             "tests (default 0.5)")
+    parser.add_argument("--agreement", action="store_true",
+                        help="add a table of teacher-student top-1 agreement and KL on the "
+                             "test set under each table")
     parser.add_argument("--metric", choices=("last", "best"), default="last",
                         help="last: test_acc_last, the protocol number (default); best: "
                              "test_acc_best, best epoch (not the protocol number)")
@@ -71,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
                                    formats=args.format, metric=args.metric,
                                    against=args.against, published=args.published,
                                    dataset=args.dataset, suite_file=args.suite_file,
-                                   all_configs=args.configs == "all")
+                                   all_configs=args.configs == "all", test=args.test,
+                                   delta=args.delta, agreement=args.agreement)
     print(result.markdown)
     print("Wrote " + ", ".join(str(path) for path in result.paths.values()))
     return 0

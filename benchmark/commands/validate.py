@@ -1,6 +1,9 @@
 """``kdbench validate path/to/loss.py[:Name] [--suite SUITE] [--tune-trials N]``: register a new
 loss, optionally tune its weight with the same budget as SP, run it over the suite's pairs and
-seeds (reusing finished SP runs) and print a verdict per pair against SP with p-values."""
+seeds (reusing finished SP runs) and print a verdict per pair against SP: runs paired by
+(teacher seed, seed), the paired t-test (--test wilcoxon or welch), Holm over the pairs, the mean
+difference with its 95% bootstrap interval, P(A > B), and better / worse / equivalent within
++-delta (--delta) / inconclusive with the seeds that would decide it."""
 
 from __future__ import annotations
 
@@ -19,6 +22,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--epochs", type=int, default=None,
                         help="override the recipe's epochs (labelled scaled)")
     parser.add_argument("--only", default=None, help="a subset of pairs, e.g. student=resnet8x4")
+    parser.add_argument("--test", choices=("paired", "wilcoxon", "welch"), default="paired",
+                        help="paired t-test over matched seeds (default), Wilcoxon signed-rank, "
+                             "or Welch's unpaired t-test")
+    parser.add_argument("--delta", type=float, default=0.5,
+                        help="equivalence margin in accuracy points (default 0.5)")
     add_common_run_options(parser)
     parser.set_defaults(func=validate_command)
 
@@ -27,6 +35,8 @@ def validate_command(args) -> int:
     from benchmark.commands.run import check_device, run_options_from
     from benchmark.config import load_suite
     from benchmark.errors import UserError
+    from benchmark.leaderboard.build import check_test_options
+    from benchmark.leaderboard.paired import TEST_NAMES
     from benchmark.runner import execute, make_plan, print_summary
     from benchmark.tracking import Tracker
     from benchmark.validate import (BASELINE, plan_options, tune_both, validation_suite,
@@ -41,6 +51,7 @@ def validate_command(args) -> int:
     if new == BASELINE:
         raise UserError(f"The plugin {args.loss_file} registers '{BASELINE}', the baseline "
                         "itself. Give the new loss its own name with @register_loss('name').")
+    check_test_options(args.test, args.delta)
     suite = load_suite(args.suite)
     tuned = bool(args.tune_trials)
     if tuned:  # the same studies and tuned-weights file as `kdbench tune SUITE --loss sp,NEW`
@@ -53,9 +64,12 @@ def validate_command(args) -> int:
           f"{len(plan.runs)} runs, {len(plan.done)} already finished (reused).")
     outcome = execute(plan, options, tracker)
     print_summary(outcome)
-    rows = verdicts(plan.runs, tracker, suite.name, new)
-    print(f"\nVerdict per pair ({new} vs {BASELINE}, Welch's t-test over seeds, alpha 0.05, "
-          "test top-1 at the last epoch):")
+    rows = verdicts(plan.runs, tracker, suite.name, new, test=args.test, delta=args.delta)
+    print(f"\nVerdict per pair ({new} vs {BASELINE}, test top-1 at the last epoch; "
+          f"{TEST_NAMES[args.test]} over seeds paired by (teacher seed, seed), Holm over the "
+          f"pairs, alpha 0.05; equivalent: within ±{args.delta:g} points by two one-sided "
+          "tests; diff: mean difference [95% bootstrap interval]; P(A>B): share of seeds "
+          "where it beats SP):")
     for row in rows:
         print("  " + row.line(new))
     return 1 if outcome.failed else 0

@@ -2,21 +2,24 @@
 
 One experiment per suite, named ``kdbench/<suite>`` (see docs/DESIGN.md, "MLflow schema"). The
 frame has one row per run with the columns in :data:`RUN_COLUMNS`: the run id, status and start
-time, the kdbench tags (empty string when missing) and the final accuracy metrics (NaN when
-missing). A missing store or experiment is a :class:`UserError` naming what exists instead.
+time, the kdbench tags (empty string when missing), the run's teacher seed (read from its spec;
+"0" for runs recorded without one), the final accuracy metrics and the teacher-agreement
+metrics (NaN when missing). A missing store or experiment is a :class:`UserError` naming what
+exists instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import json
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
 
 from benchmark.errors import user_error
-from benchmark.records import (EXPERIMENT_PREFIX, FINAL_METRICS, Tag,  # noqa: F401
+from benchmark.records import (EXPERIMENT_PREFIX, FINAL_METRICS, Metric, Tag,  # noqa: F401
                                experiment_name)
 
 #: Frame column -> MLflow tag (names from :mod:`benchmark.records`).
@@ -30,7 +33,11 @@ TAG_COLUMNS = {
 #: ``--metric`` choice -> final MLflow metric.
 METRIC_COLUMNS = dict(FINAL_METRICS)
 
-RUN_COLUMNS = ("run_id", "status", "start_time", *TAG_COLUMNS, *METRIC_COLUMNS.values())
+#: Teacher-student agreement on the test set (``kdbench leaderboard --agreement``).
+AGREEMENT_COLUMNS = (Metric.TEST_AGREEMENT, Metric.TEST_KL)
+
+RUN_COLUMNS = ("run_id", "status", "start_time", *TAG_COLUMNS, "teacher_seed",
+               *METRIC_COLUMNS.values(), *AGREEMENT_COLUMNS)
 
 
 def resolve_tracking_uri(tracking_uri: str | None) -> str:
@@ -45,9 +52,16 @@ def collect_runs(suite: str, tracking_uri: str | None = None) -> pd.DataFrame:
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from benchmark.tracking import check_tracking_uri, tracking_error
+
     uri = resolve_tracking_uri(tracking_uri)
     _check_store_exists(uri)
-    client = MlflowClient(tracking_uri=uri)
+    check_tracking_uri(uri)
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    except Exception as err:
+        raise tracking_error(uri, err) from None
     experiment = client.get_experiment_by_name(experiment_name(suite))
     if experiment is None:
         raise _unknown_experiment_error(suite, uri, client)
@@ -64,10 +78,21 @@ def normalize_runs(raw: pd.DataFrame) -> pd.DataFrame:
     frame["start_time"] = _column(raw, "start_time", pd.NaT)
     for column, tag in TAG_COLUMNS.items():
         frame[column] = _column(raw, f"tags.{tag}", "").fillna("").astype(str)
-    for metric in METRIC_COLUMNS.values():
+    frame["teacher_seed"] = frame["spec"].map(teacher_seed_of)
+    for metric in (*METRIC_COLUMNS.values(), *AGREEMENT_COLUMNS):
         frame[metric] = pd.to_numeric(_column(raw, f"metrics.{metric}", float("nan")))
     frame["role"] = frame["role"].where(frame["role"] != "", _role_from_loss(frame["loss"]))
     return frame.reset_index(drop=True)
+
+
+def teacher_seed_of(spec_json: str) -> str:
+    """The teacher seed in a run's ``kdbench.spec`` tag ("0" without a spec: the default)."""
+    if not spec_json:
+        return "0"
+    try:
+        return str(json.loads(spec_json).get("teacher_seed", 0))
+    except (ValueError, AttributeError):
+        return "0"
 
 
 def _column(raw: pd.DataFrame, name: str, default) -> pd.Series:

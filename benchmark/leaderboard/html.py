@@ -23,6 +23,7 @@ th:first-child, td:first-child { text-align: left; }
 thead th { border-bottom: 2px solid #444; }
 tr.leading td { color: #555; }
 .win { color: #1a7f37; } .loss { color: #cf222e; } .notest { color: #888; }
+.equiv { color: #0969da; }
 .pub { color: #666; font-size: 0.85em; }
 .note { color: #555; font-style: italic; }
 img { max-width: 100%; }
@@ -56,7 +57,9 @@ def table_section(board: Leaderboard, table: LeaderTable) -> list[str]:
     else:
         parts.append("<p>No finished student runs on this dataset yet.</p>")
     parts += [f'<p class="note">{escape(note)}</p>' for note in table.notes]
-    parts += tally_table(table)
+    parts += tally_table(table) + across_table(table)
+    if board.agreement and table.pairs:
+        parts += agreement_table(table)
     if table.excluded:
         parts.append("<p>Runs not counted (listed, never averaged in):</p>")
         parts.append("<ul>" + "".join(f"<li>{escape(run.description)}</li>"
@@ -96,6 +99,34 @@ def tally_table(table: LeaderTable) -> list[str]:
             f"<thead><tr>{header}</tr></thead>", "<tbody>", *rows, "</tbody>", "</table>"]
 
 
+def across_table(table: LeaderTable) -> list[str]:
+    """Mean rank and IQM across pairs with their 95% stratified-bootstrap intervals."""
+    if not table.across:
+        return []
+    rows = []
+    for row, across in table.across.items():
+        rank, iqm = cell_text.across_text(across)
+        rows.append(f"<tr><td>{escape(display_name(row))}</td><td>{escape(rank)}</td>"
+                    f"<td>{escape(iqm)}</td><td>{across.pairs_present}</td></tr>")
+    header = "".join(f"<th>{text}</th>" for text in ("Loss", "mean rank", "IQM (%)", "pairs"))
+    return ["<p>Across pairs (rank 1 = best; IQM: interquartile mean of all runs; 95% "
+            "stratified-bootstrap intervals):</p>", "<table>",
+            f"<thead><tr>{header}</tr></thead>", "<tbody>", *rows, "</tbody>", "</table>"]
+
+
+def agreement_table(table: LeaderTable) -> list[str]:
+    """Teacher-student top-1 agreement (%) and KL on the test set, per row and pair."""
+    header = "".join(f"<th>{escape(text)}</th>" for text in
+                     ["Agreement (%)", *(pair.label for pair in table.pairs)])
+    rows = [f"<tr><td>{escape(display_name(row))}</td>"
+            + "".join(f"<td>{escape(cell_text.agreement_text(table.cell(row, pair)))}</td>"
+                      for pair in table.pairs) + "</tr>"
+            for row in table.rows if row != "teacher"]
+    return ["<p>Teacher-student top-1 agreement on the test set, mean ± std (n), and the mean "
+            "KL(teacher || student) in nats:</p>", "<table>",
+            f"<thead><tr>{header}</tr></thead>", "<tbody>", *rows, "</tbody>", "</table>"]
+
+
 def _cell(show_published: bool, cell: Cell | None) -> str:
     if cell is None:
         return cell_text.EMPTY
@@ -104,11 +135,22 @@ def _cell(show_published: bool, cell: Cell | None) -> str:
         text = f"<strong>{text}</strong>"
     mark = cell_text.significance_mark(cell.comparison)
     if mark:
-        css = {cell_text.WIN_MARK: "win", cell_text.LOSS_MARK: "loss"}.get(mark, "notest")
-        title = escape(cell.comparison.verdict
-                       + (f", p = {cell.comparison.p_value:.3g}"
-                          if cell.comparison.p_value is not None else ""))
+        css = {cell_text.WIN_MARK: "win", cell_text.LOSS_MARK: "loss",
+               cell_text.EQUIVALENT_MARK: "equiv"}.get(mark, "notest")
+        title = escape(_mark_title(cell.comparison))
         text += f' <span class="{css}" title="{title}">{mark}</span>'
     if show_published:
         text += f' <span class="pub">{escape(cell_text.published_text(cell))}</span>'
     return text
+
+
+def _mark_title(comparison) -> str:
+    """The hover text of a verdict mark: the verdict and its p-values."""
+    parts = [comparison.verdict]
+    if comparison.p_value is not None:
+        parts.append(f"p = {comparison.p_value:.3g}")
+    if comparison.p_adjusted is not None:
+        parts.append(f"Holm p = {comparison.p_adjusted:.3g}")
+    if comparison.seeds_needed is not None and comparison.verdict == "inconclusive":
+        parts.append(f"{comparison.seeds_needed} seeds would decide")
+    return ", ".join(parts)

@@ -2,7 +2,8 @@
 
 Meant to be ``\\input`` into a document that loads ``booktabs``. Every piece of text is escaped;
 the best loss per column is bold, significant wins / losses against the baseline are
-``$\\uparrow$`` / ``$\\downarrow$``, no test is ``$\\circ$``.
+``$\\uparrow$`` / ``$\\downarrow$``, equivalent ``$\\approx$``, inconclusive ``?``, no test
+``$\\circ$``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ _SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
     "<": r"$<$", ">": r"$>$", "±": r"$\pm$", "→": r"$\to$", "Δ": r"$\Delta$", "–": "--",
+    "≈": r"$\approx$",
 }
 _SPECIAL_PATTERN = re.compile("|".join(re.escape(char) for char in _SPECIAL))
 _MARKS = {cell_text.WIN_MARK: r"$\uparrow$", cell_text.LOSS_MARK: r"$\downarrow$",
-          cell_text.NO_TEST_MARK: r"$\circ$"}
+          cell_text.NO_TEST_MARK: r"$\circ$", cell_text.EQUIVALENT_MARK: r"$\approx$",
+          cell_text.INCONCLUSIVE_MARK: "?"}
 
 
 def escape_latex(text: str) -> str:

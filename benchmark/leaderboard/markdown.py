@@ -1,8 +1,10 @@
 """Render a :class:`Leaderboard` as GitHub-flavoured markdown (``leaderboard.md`` and stdout).
 
-Per dataset: the published-style table (bold best per column, ▲/▼/○ marks, optional published
-values), its legend and notes, the wins/ties/losses summary against the baseline, and the runs
-that were not counted (in progress, failed with the reason, ...).
+Per dataset: the published-style table (bold best per column, ▲/▼/≈/?/○ verdict marks,
+optional published values), its legend and notes, the better/worse/equivalent/inconclusive
+summary against the baseline, the mean rank and IQM across pairs with their 95% intervals, the
+teacher-agreement table (``--agreement``), and the runs that were not counted (in progress,
+failed with the reason, ...).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ def table_section(board: Leaderboard, table: LeaderTable) -> list[str]:
     else:
         lines += ["No finished student runs on this dataset yet.", ""]
     lines += [f"> {note}" for note in table.notes] + ([""] if table.notes else [])
-    lines += tally_table(table)
+    lines += tally_table(table) + across_table(table)
+    if board.agreement and table.pairs:
+        lines += agreement_table(table)
     if table.excluded:
         lines += ["Runs not counted (listed, never averaged in):", ""]
         lines += [f"- {run.description}" for run in table.excluded] + [""]
@@ -64,6 +68,33 @@ def tally_table(table: LeaderTable) -> list[str]:
              _row(headers), _row(["---"] + ["---:"] * len(TALLY_COLUMNS))]
     for row, counts in tallies.items():
         lines.append(_row([display_name(row), *(str(counts[c]) for c in TALLY_COLUMNS)]))
+    return lines + [""]
+
+
+def across_table(table: LeaderTable) -> list[str]:
+    """Mean rank and IQM of every row across the table's pairs, with 95% intervals."""
+    if len(table.pairs) < 1 or not table.across:
+        return []
+    lines = ["Across pairs (rank 1 = best; IQM: interquartile mean of all runs; 95% "
+             "stratified-bootstrap intervals):", "",
+             _row(["Loss", "mean rank", "IQM (%)", "pairs"]), _row(["---", "---:", "---:", "---:"])]
+    for row, across in table.across.items():
+        rank, iqm = cell_text.across_text(across)
+        lines.append(_row([display_name(row), rank, iqm, str(across.pairs_present)]))
+    return lines + [""]
+
+
+def agreement_table(table: LeaderTable) -> list[str]:
+    """Top-1 agreement with the teacher (%) and KL(teacher || student) on the test set."""
+    header = ["Agreement (%)", *(pair.label for pair in table.pairs)]
+    lines = ["Teacher-student top-1 agreement on the test set, mean ± std (n), and the mean "
+             "KL(teacher || student) in nats:", "", _row(header),
+             _row(["---"] + ["---:"] * len(table.pairs))]
+    for row in table.rows:
+        if row == "teacher":
+            continue
+        cells = [cell_text.agreement_text(table.cell(row, pair)) for pair in table.pairs]
+        lines.append(_row([display_name(row), *cells]))
     return lines + [""]
 
 

@@ -73,7 +73,7 @@ def draw_panel(axes, table: LeaderTable, pair) -> None:
 def _caption(board: Leaderboard) -> str:
     baseline = display_name(board.baseline)
     return (f"mean ± std over seeds; orange diamond / dashed line: {baseline} (baseline); "
-            f"green / red: significantly better / worse than {baseline} (Welch, p < 0.05)")
+            f"green / red: better / worse than {baseline} (Holm-adjusted p < 0.05)")
 
 
 def _style(table: LeaderTable, row: str, cell) -> tuple[str, str]:

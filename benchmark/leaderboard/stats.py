@@ -1,11 +1,12 @@
-"""Leaderboard statistics: per-cell summaries over seeds, Welch's t-test against a baseline.
+"""Leaderboard statistics: per-cell summaries over seeds, the verdict names, Welch's t-test.
 
 A cell is the set of final accuracies of one loss on one teacher -> student pair, one value per
-seed. Its summary is the mean, the *sample* standard deviation (ddof=1) and the count. A loss is
-compared with the baseline loss of the same pair by Welch's unequal-variance t-test
-(``scipy.stats.ttest_ind(equal_var=False)``); a difference is significant at ``alpha`` (0.05).
-Published tables give only mean, std and run count, so the same test is also offered from those
-summaries (``scipy.stats.ttest_ind_from_stats``).
+seed. Its summary is the mean, the *sample* standard deviation (ddof=1) and the count. The
+comparison of a loss with the baseline (paired tests, intervals, equivalence, Holm, power) lives
+in :mod:`.paired`, :mod:`.power` and :mod:`.verdicts`; a verdict is one of four outcomes
+(better, worse, equivalent, inconclusive) or a reason why there is no test. Published tables
+give only mean, std and run count, so Welch's unequal-variance t-test is offered from those
+summaries (``scipy.stats.ttest_ind_from_stats``): better / worse / inconclusive, no equivalence.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from scipy import stats as scipy_stats
 
 ALPHA = 0.05
 
-WIN = "win"
-LOSS = "loss"
-TIE = "tie"
+BETTER = "better"
+WORSE = "worse"
+EQUIVALENT = "equivalent"
+INCONCLUSIVE = "inconclusive"
+#: The names used before there were four outcomes (a Welch "tie" is inconclusive).
+WIN, LOSS, TIE = BETTER, WORSE, INCONCLUSIVE
 NO_TEST_FEW_SEEDS = "n<2: no test"
 NO_TEST_ZERO_VARIANCE = "zero variance: no test"
 NO_TEST_NO_STD = "no std published: no test"
@@ -31,11 +35,15 @@ NO_BASELINE = "no baseline"
 IS_BASELINE = "baseline"
 NO_TEST = "no test"
 
-#: Verdict columns of the wins/ties/losses summary, in display order.
-TALLY_COLUMNS = (WIN, TIE, LOSS, NO_TEST)
+#: The four outcomes of a test against the baseline.
+OUTCOMES = (BETTER, WORSE, EQUIVALENT, INCONCLUSIVE)
 
-#: Column headers of the wins/ties/losses summary.
-TALLY_HEADERS = {WIN: "wins", TIE: "ties", LOSS: "losses", NO_TEST: "no test"}
+#: Verdict columns of the per-loss summary over pairs, in display order.
+TALLY_COLUMNS = (*OUTCOMES, NO_TEST)
+
+#: Column headers of that summary.
+TALLY_HEADERS = {BETTER: "better", WORSE: "worse", EQUIVALENT: "equivalent",
+                 INCONCLUSIVE: "inconclusive", NO_TEST: "no test"}
 
 
 @dataclass(frozen=True)
@@ -49,14 +57,32 @@ class Summary:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Result of testing one cell against the baseline cell of the same pair."""
+    """Result of testing one cell against the baseline cell of the same pair.
+
+    ``p_value`` is the chosen test's raw p-value, ``p_adjusted`` its Holm-adjusted value over
+    the table's family, ``p_tost_adjusted`` the same for the equivalence test; the seeds counts
+    are what would decide the comparison at the observed difference and variance (None: more
+    than :data:`.power.MAX_SEEDS`, or undefined); ``evidence`` holds every raw statistic
+    (:class:`.paired.Evidence`)."""
 
     verdict: str
     p_value: float | None = None
+    p_adjusted: float | None = None
+    p_tost_adjusted: float | None = None
+    seeds_for_difference: int | None = None
+    seeds_for_equivalence: int | None = None
+    evidence: object | None = None
 
     @property
     def significant(self) -> bool:
-        return self.verdict in (WIN, LOSS)
+        return self.verdict in (BETTER, WORSE)
+
+    @property
+    def seeds_needed(self) -> int | None:
+        """Seeds per side that would decide an inconclusive comparison soonest (either way)."""
+        counts = [n for n in (self.seeds_for_difference, self.seeds_for_equivalence)
+                  if n is not None]
+        return min(counts) if counts else None
 
 
 def summarize(values: Sequence[float]) -> Summary:
@@ -102,14 +128,14 @@ def _verdict(mean_difference: float, p_value: float, alpha: float) -> Comparison
     if math.isnan(p_value):
         return Comparison(NO_TEST_ZERO_VARIANCE)
     if p_value < alpha:
-        return Comparison(WIN if mean_difference > 0 else LOSS, p_value)
-    return Comparison(TIE, p_value)
+        return Comparison(BETTER if mean_difference > 0 else WORSE, p_value)
+    return Comparison(INCONCLUSIVE, p_value)
 
 
 def tally(verdicts: Iterable[str]) -> dict[str, int]:
     """Count verdicts into the summary columns (every 'no test' reason counts as no test)."""
     counts = Counter(verdicts)
-    tallied = {column: counts.get(column, 0) for column in (WIN, TIE, LOSS)}
+    tallied = {column: counts.get(column, 0) for column in OUTCOMES}
     tallied[NO_TEST] = sum(count for verdict, count in counts.items()
                            if verdict.endswith(NO_TEST))
     return tallied

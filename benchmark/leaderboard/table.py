@@ -9,8 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from benchmark.leaderboard.across import AcrossPairs
 from benchmark.leaderboard.layout import TEACHER_ROW, Pair
-from benchmark.leaderboard.stats import Comparison, Summary, tally
+from benchmark.leaderboard.paired import DEFAULT_DELTA, DEFAULT_TEST
+from benchmark.leaderboard.stats import ALPHA, Comparison, Summary, tally
 
 METRIC_LABELS = {
     "last": "test_acc_last: top-1 accuracy (%) at the last epoch, the protocol number",
@@ -44,7 +46,11 @@ class CellConfig:
 
 @dataclass
 class Cell:
-    """One (row, pair) entry: the summary over seeds, its test against the baseline, the paper."""
+    """One (row, pair) entry: the summary over seeds, its test against the baseline, the paper.
+
+    ``keys[i]`` is the pairing key of ``values[i]``: (teacher seed, student seed) as strings.
+    ``agreement`` / ``kl``: the runs' teacher-student top-1 agreement (%) and KL on the test
+    set, where they were logged."""
 
     summary: Summary
     values: tuple[float, ...] = ()
@@ -52,6 +58,14 @@ class Cell:
     published: PublishedValue | None = None
     best: bool = False
     config: CellConfig = field(default_factory=CellConfig)
+    keys: tuple[tuple[str, str], ...] = ()
+    agreement: Summary | None = None
+    kl: Summary | None = None
+
+    def by_key(self) -> dict:
+        """Pairing key -> value (cells without keys: the seed order)."""
+        keys = self.keys or tuple(("0", str(i)) for i in range(len(self.values)))
+        return dict(zip(keys, self.values))
 
     @property
     def diff(self) -> float:
@@ -105,6 +119,7 @@ class LeaderTable:
     baseline: str
     excluded: list[ExcludedRun] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    across: dict[str, AcrossPairs] = field(default_factory=dict)
 
     def cell(self, row: str, pair: Pair) -> Cell | None:
         return self.cells.get((row, pair))
@@ -137,6 +152,10 @@ class Leaderboard:
     tables: list[LeaderTable]
     with_published: bool = False
     notes: list[str] = field(default_factory=list)
+    test: str = DEFAULT_TEST
+    delta: float = DEFAULT_DELTA
+    alpha: float = ALPHA
+    agreement: bool = False  # show the teacher-agreement table under each table
 
     @property
     def metric_label(self) -> str:

@@ -18,6 +18,7 @@ from benchmark.leaderboard.collect import collect_runs
 from benchmark.leaderboard.html import render_html
 from benchmark.leaderboard.latex import render_latex
 from benchmark.leaderboard.markdown import render_markdown
+from benchmark.leaderboard.paired import DEFAULT_DELTA, DEFAULT_TEST
 from benchmark.leaderboard.plot import plot_leaderboard
 from benchmark.leaderboard.published import PUBLISHED_DIR, load_published
 from benchmark.leaderboard.published_board import build_published_board
@@ -59,17 +60,22 @@ def write_leaderboard(suite_name: str, tracking_uri: str | None = None,
                       formats: str | Iterable[str] = ALL_FORMATS, metric: str = "last",
                       against: str = DEFAULT_BASELINE, published: bool = False,
                       dataset: str | None = None, suite_file: str | None = None,
-                      all_configs: bool = False) -> LeaderboardResult:
+                      all_configs: bool = False, test: str = DEFAULT_TEST,
+                      delta: float = DEFAULT_DELTA,
+                      agreement: bool = False) -> LeaderboardResult:
     """Read ``kdbench/<suite_name>`` from MLflow and write its leaderboard (default
     ``results/<suite_name>/``). ``tracking_uri=None`` uses MLflow's default store.
 
     Each cell shows the configuration the suite (``suite_file``, default the suite's name)
-    plans for it; ``all_configs`` adds every other configuration as its own labelled row."""
+    plans for it; ``all_configs`` adds every other configuration as its own labelled row.
+    ``test``, ``delta``: the comparison (:func:`.build.build_leaderboard`); ``agreement``
+    adds the teacher-agreement tables."""
     runs = collect_runs(suite_name, tracking_uri)
     planned, why = planned_specs(suite_file or suite_name)
     board = build_leaderboard(runs, suite_name, metric=metric, baseline=against,
                               published=load_published(), show_published=published,
-                              dataset=dataset, planned=planned, all_configs=all_configs)
+                              dataset=dataset, planned=planned, all_configs=all_configs,
+                              test=test, delta=delta, agreement=agreement)
     if planned is None:
         board.notes.append(f"The suite's own configuration is unknown here ({why.rstrip('.')}); "
                            "each cell shows the configuration with the most finished runs.")
@@ -93,13 +99,13 @@ def write_outputs(board: Leaderboard, out_dir: Path, formats: tuple[str, ...]) -
     png = plot_leaderboard(board) if "png" in formats else None
     texts = {"md": lambda: markdown, "csv": lambda: render_csv(board),
              "tex": lambda: render_latex(board), "html": lambda: render_html(board, png)}
+    from benchmark.checkpoint import atomic_write_bytes
+
     out_dir.mkdir(parents=True, exist_ok=True)
     result = LeaderboardResult(board=board, markdown=markdown)
-    for name in formats:
-        path = out_dir / FILE_NAMES[name]
-        if name == "png":
-            path.write_bytes(png)
-        else:
-            path.write_text(texts[name](), encoding="utf-8")
+    rendered = {name: png if name == "png" else texts[name]().encode("utf-8") for name in formats}
+    for name, data in rendered.items():  # rendered first, then each file replaced atomically:
+        path = out_dir / FILE_NAMES[name]  # a crash leaves every file old or new, never torn
+        atomic_write_bytes(path, data)
         result.paths[name] = path
     return result
