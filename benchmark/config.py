@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from benchmark.errors import UserError
 
@@ -62,15 +63,29 @@ class SuiteConfig(BaseModel):
     seeds: list[int] = Field(min_length=1)
     cross_family_seeds: Optional[list[int]] = None
     teacher_seed: int = 0
+    teacher_seeds: Optional[list[int]] = None  # several teachers: every student seed on each
     val_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     split_seed: int = 0
     hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tuned_weights: Optional[str] = None
 
-    @field_validator("seeds", "cross_family_seeds")
+    @field_validator("seeds", "cross_family_seeds", "teacher_seeds")
     @classmethod
     def _seed_list(cls, seeds: Optional[list[int]]) -> Optional[list[int]]:
         return validate_seeds(seeds)
+
+    @model_validator(mode="after")
+    def _one_teacher_seed_field(self) -> "SuiteConfig":
+        if self.teacher_seeds is not None and "teacher_seed" in self.model_fields_set:
+            raise ValueError("give either teacher_seed (one teacher) or teacher_seeds (a list), "
+                             "not both")
+        return self
+
+    @property
+    def all_teacher_seeds(self) -> list[int]:
+        """The teacher seeds every student seed is trained with (``teacher_seeds`` or
+        ``[teacher_seed]``)."""
+        return list(self.teacher_seeds or [self.teacher_seed])
 
 
 def validate_seeds(seeds: Optional[list[int]]) -> Optional[list[int]]:

@@ -273,16 +273,22 @@ def expand_suite(suite: SuiteConfig, options: PlanOptions | None = None) -> list
                 tuned = {term: extra for term, (_, extra) in resolved.items() if extra}
                 hparams = _freeze_hparams(suite.hparams, tuned, loss.hparams,
                                           terms=[t for t, _ in terms])
-                for seed in seeds:
+                for teacher_seed, seed in _seed_grid(suite, seeds):
                     spec = RunSpec(suite=suite.name, role="student", dataset=dataset,
                                    teacher=pair.teacher, student=pair.student, loss=loss.label,
                                    terms=terms, hparams=hparams, seed=seed,
-                                   teacher_seed=suite.teacher_seed, recipe=recipe,
+                                   teacher_seed=teacher_seed, recipe=recipe,
                                    val_fraction=suite.val_fraction, split_seed=suite.split_seed,
                                    amp=options.amp, channels_last=options.channels_last)
                     if _matches(spec, options.only):
                         runs.append(spec)
     return runs
+
+
+def _seed_grid(suite: SuiteConfig, seeds: list[int]) -> list[tuple[int, int]]:
+    """(teacher seed, student seed) of every run of one cell: each student seed with each of
+    the suite's teachers (``teacher_seeds``), so runs pair by (teacher seed, seed)."""
+    return [(teacher_seed, seed) for teacher_seed in suite.all_teacher_seeds for seed in seeds]
 
 
 def group_cohorts(runs: Iterable[RunSpec]) -> list[Cohort]:
