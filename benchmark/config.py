@@ -135,7 +135,14 @@ def load_suite(name_or_path: str) -> SuiteConfig:
     """Read, validate and name-check a suite; every problem becomes a :class:`UserError`."""
     path = resolve_suite_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"Suite file {path} is not a text file (it is not UTF-8: binary data?). "
+                        "Pass a YAML suite file (see docs/suites.md) or a built-in suite name.") \
+            from None
+    except OSError as err:
+        raise UserError(f"Suite file {path} cannot be read ({err.strerror}). Check the path and "
+                        "its permissions.") from None
     except yaml.YAMLError as err:
         raise UserError(f"Suite file {path} is not valid YAML: {err}. Fix the syntax at the "
                         "position shown.") from None

@@ -47,6 +47,12 @@ def canonical_model_name(name: Optional[str]) -> Optional[str]:
     return models.canonical_name(name) if models.is_model(name) else name
 
 
+
+def mlflow_name(term: str) -> str:
+    """A term name as MLflow keys may hold it: ``host@modifier`` terms (``kd@ls``) are written
+    ``kd:ls`` in param and metric keys (MLflow forbids '@'); tags keep the label as is."""
+    return term.replace("@", ":")
+
 class RunSpec(BaseModel):
     """One training run, fully resolved (weights are numbers, the recipe is explicit).
 
@@ -148,9 +154,9 @@ class RunSpec(BaseModel):
         flat: dict[str, Any] = {"lr": self.lr}
         for name, value in self.model_dump(mode="json").items():
             if name == "terms":
-                flat.update({f"weight.{term}": weight for term, weight in value})
+                flat.update({f"weight.{mlflow_name(term)}": weight for term, weight in value})
             elif name == "hparams":
-                flat.update({f"hparam.{term}.{key}": v for term, values in value
+                flat.update({f"hparam.{mlflow_name(term)}.{key}": v for term, values in value
                              for key, v in values})
             elif isinstance(value, dict):
                 flat.update({f"{name}.{key}": v for key, v in value.items()})
@@ -218,10 +224,25 @@ def parse_only(text: Optional[str]) -> dict[str, set[str]]:
     return result
 
 
+def _only_values(spec: RunSpec) -> dict[str, str]:
+    return {"dataset": spec.dataset, "teacher": spec.teacher or "", "student": spec.student,
+            "loss": spec.loss, "seed": str(spec.seed)}
+
+
 def _matches(spec: RunSpec, only: dict[str, set[str]]) -> bool:
-    values = {"dataset": spec.dataset, "teacher": spec.teacher or "", "student": spec.student,
-              "loss": spec.loss, "seed": str(spec.seed)}
+    values = _only_values(spec)
     return all(values[key] in wanted for key, wanted in only.items())
+
+
+def _check_only(only: dict[str, set[str]], every: list[RunSpec], suite: str) -> None:
+    """A ``--only`` value the suite never has is a typo, not an empty plan."""
+    for key, wanted in only.items():
+        present = {_only_values(spec)[key] for spec in every}
+        missing = sorted(wanted - present)
+        if missing:
+            raise UserError(f"--only {key}={','.join(missing)} matches no run of suite '{suite}' "
+                            f"(its {key} values: {', '.join(sorted(present))}). Pick one of "
+                            "those, or drop the filter.")
 
 
 def _loss_configs(suite: SuiteConfig) -> list[LossConfig]:
@@ -280,9 +301,9 @@ def expand_suite(suite: SuiteConfig, options: PlanOptions | None = None) -> list
                                    teacher_seed=teacher_seed, recipe=recipe,
                                    val_fraction=suite.val_fraction, split_seed=suite.split_seed,
                                    amp=options.amp, channels_last=options.channels_last)
-                    if _matches(spec, options.only):
-                        runs.append(spec)
-    return runs
+                    runs.append(spec)
+    _check_only(options.only, runs, suite.name)
+    return [spec for spec in runs if _matches(spec, options.only)]
 
 
 def _seed_grid(suite: SuiteConfig, seeds: list[int]) -> list[tuple[int, int]]:

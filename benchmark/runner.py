@@ -83,7 +83,13 @@ def resolve_device(name: str) -> torch.device:
 
         raise UserError(f"--device {name} was asked for, but torch sees no CUDA device on this "
                         "machine. Use --device cpu (or auto), or run on a machine with a GPU.")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        from benchmark.errors import UserError
+
+        raise UserError(f"--device {name!r} is not a device torch knows. Use auto, cpu, cuda or "
+                        "cuda:N (e.g. --device cuda:0).") from None
 
 
 def make_plan(suite: SuiteConfig, plan_options: PlanOptions, options: RunOptions,

@@ -46,6 +46,76 @@ def absolute_tracking_uri(uri: Optional[str]) -> str:
     return uri
 
 
+SERVER_SCHEMES = ("http", "https")
+
+
+def public_url(url: str) -> str:
+    """The URL with any password masked, for messages, MLflow tags and the tuned-weights file."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+
+
+def tracking_error(uri: str, err: BaseException):
+    from benchmark.errors import UserError
+
+    reason = str(err).strip().splitlines()[0][:300] if str(err).strip() else type(err).__name__
+    hint = ""
+    if isinstance(err, ModuleNotFoundError):
+        hint = (f" The database driver '{err.name}' is not installed: `pip install -e "
+                "'.[cluster]'` brings psycopg2; then write postgresql+psycopg2://... .")
+    return UserError(f"Cannot open the MLflow tracking store '{public_url(uri)}' (--tracking-uri "
+                     f"or MLFLOW_TRACKING_URI): {reason}.{hint} Check the URI (sqlite:///path.db, "
+                     "a folder, http://host:5000 or postgresql+psycopg2://user:pw@host/db), that "
+                     "the server runs and the database exists.")
+
+
+def check_tracking_uri(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before anything trains: an unknown scheme, or a server or database that does
+    not answer within ``timeout_s`` (MLflow itself would retry for minutes)."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme.split("+")[0].lower()
+    if scheme in ("", "file") or len(scheme) == 1:  # a path (a Windows drive letter too)
+        return
+    if scheme in SERVER_SCHEMES:
+        _check_server(uri, timeout_s)
+    elif scheme in DATABASE_SCHEMES:
+        if scheme != "sqlite":
+            _check_database(uri, timeout_s)
+    elif scheme not in ("databricks", "databricks-uc", "uc"):
+        raise tracking_error(uri, ValueError(
+            f"'{scheme}' is not a tracking store scheme (use sqlite, a path, http(s), "
+            "postgresql, mysql or databricks)"))
+
+
+def _check_server(uri: str, timeout_s: float) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return  # it answered: MLflow's client reports anything else precisely
+    except (OSError, ValueError) as err:
+        raise tracking_error(uri, err) from None
+
+
+def _check_database(uri: str, timeout_s: float) -> None:
+    import sqlalchemy
+
+    connect_args = {"connect_timeout": int(timeout_s)} if uri.startswith("postgresql") else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=connect_args)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as err:
+        raise tracking_error(uri, err) from None
+
+
 def git_commit() -> str:
     """The commit of the kdbench checkout, or 'unknown' outside a git work tree."""
     here = Path(__file__).resolve().parent
@@ -83,10 +153,14 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri or default_tracking_uri()
+        check_tracking_uri(self.uri)
         self._lock_path = self._sqlite_lock_path(self.uri)
-        with self._locked():  # a new SQLite store creates its tables: one process at a time
-            self.client = MlflowClient(tracking_uri=self.uri)
-            self.client.search_experiments(max_results=1)
+        try:
+            with self._locked():  # a new SQLite store creates its tables: one process at a time
+                self.client = MlflowClient(tracking_uri=self.uri)
+                self.client.search_experiments(max_results=1)
+        except Exception as err:  # MLflow's own message, in the one-paragraph form
+            raise tracking_error(self.uri, err) from None
 
     @staticmethod
     def _sqlite_lock_path(uri: str) -> Optional[Path]:

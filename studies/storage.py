@@ -14,12 +14,12 @@ by its rank and set aside (see :mod:`studies.budget`).
 from __future__ import annotations
 
 import contextlib
-import re
 from pathlib import Path
 from typing import Iterator, Optional
 
 from benchmark.errors import user_error
 from benchmark.locks import exclusive_lock  # noqa: F401  (also used by studies)
+from benchmark.tracking import public_url  # noqa: F401  (one home; studies import it here)
 
 DEFAULT_STORAGE = "sqlite:///optuna.db"
 JOURNAL_PREFIX = "journal:"
@@ -94,9 +94,6 @@ def _server_storage(url: str):
                          "exists") from None
 
 
-def public_url(url: str) -> str:
-    """The URL with any password masked, for logs, MLflow tags and the tuned-weights file."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def file_lock(path: Path):

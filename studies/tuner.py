@@ -255,6 +255,7 @@ def tune(suite, targets: list[TuneTarget], settings: TuneSettings,
     _quiet_optuna()
     options = with_absolute_paths(options)  # workers may run elsewhere (processes, Ray tasks)
     settings = dataclasses.replace(settings, storage=absolute_storage(settings.storage))
+    _check_up_front(targets, settings, options)
     with open_executor(options) as executor:  # teachers and trials share one connection
         return _tune_on(suite, targets, settings, options, executor)
 
@@ -275,6 +276,22 @@ def _tune_on(suite, targets: list[TuneTarget], settings: TuneSettings, options: 
     named = [(t, n) for t, n in named if t.base.teacher_spec().config_hash not in failed]
     trained = _work_on_executor(named, settings, options, executor)
     return [finish_study(t, settings, options, name, trained.get(name, 0)) for t, name in named]
+
+
+def _check_up_front(targets: list[TuneTarget], settings: TuneSettings,
+                    options: RunOptions) -> None:
+    """Everything that can fail without training, before a teacher trains: the study storage,
+    the tracking store and the data sets (each a ``UserError`` naming it)."""
+    from benchmark.data import load_splits
+    from benchmark.tracking import Tracker
+    from studies.storage import open_storage
+
+    open_storage(settings.storage)
+    Tracker(options.tracking_uri)
+    for dataset, fraction, split_seed in {(t.base.dataset, t.base.val_fraction, t.base.split_seed)
+                                          for t in targets}:
+        load_splits(dataset, options.data_dir, val_fraction=fraction, split_seed=split_seed,
+                    download=options.download)
 
 
 def _check_settings(settings: TuneSettings) -> None:

@@ -11,6 +11,8 @@ even the ImageNet models allocates no weights. Taps are the named feature taps o
 
 from __future__ import annotations
 
+from benchmark.commands import positive_int
+
 import argparse
 
 COLUMNS = ("name", "aliases", "classes", "params_m", "params", "taps")
@@ -26,7 +28,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("pattern", nargs="?", default="*",
                         help="shell-style pattern on names and aliases, case-insensitive "
                              "(default '*')")
-    parser.add_argument("--num-classes", type=int, default=None,
+    parser.add_argument("--num-classes", type=positive_int, default=None,
                         help="count parameters for this many classes (default: each model's "
                              "own, 100 for CIFAR, 1000 for tv_*, 10 for digits)")
     parser.add_argument("--format", choices=("table", "csv"), default="table",

@@ -3,6 +3,8 @@ reported as ratios (speed targets live here, never in timed unit tests)."""
 
 from __future__ import annotations
 
+from benchmark.commands import positive_int
+
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("perf", help="measure training, loader and loss throughput",
@@ -16,8 +18,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--student", default="resnet8x4")
     parser.add_argument("--losses", default="sp,kd,at,fitnet,rkd,crd",
                         help="comma-separated loss labels for the cohort")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per configuration")
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--steps", type=positive_int, default=4, help="timed steps per configuration")
     parser.add_argument("--device", default="auto")
     parser.set_defaults(func=perf_command)
 

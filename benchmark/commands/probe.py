@@ -9,6 +9,8 @@ Imports are lazy so ``kdbench --help`` stays fast.
 
 from __future__ import annotations
 
+from benchmark.commands import non_negative_int, positive_int
+
 import argparse
 
 from benchmark.store import DEFAULT_STORE, STORE_ENV
@@ -28,14 +30,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--runs", nargs="+", default=None, metavar="RUN_ID",
                         help="probe only these MLflow run ids (default: every finished student "
                              "and teacher of the suite)")
-    parser.add_argument("--epochs", type=int, default=30, help="probe epochs (default 30)")
+    parser.add_argument("--epochs", type=positive_int, default=30, help="probe epochs (default 30)")
     parser.add_argument("--lr", type=float, default=0.1,
                         help="SGD learning rate, cosine-annealed to 0 (default 0.1)")
-    parser.add_argument("--batch-size", type=int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=None,
                         help="probe batch (default 256; 32 for the 179-image digits variants)")
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="probe weight decay (default 0, none)")
-    parser.add_argument("--seed", type=int, default=0, help="mini-batch order seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="mini-batch order seed (default 0)")
     parser.add_argument("--force", action="store_true",
                         help="probe again even where a finished probe with the same source, "
                              "weights, data set and settings exists")

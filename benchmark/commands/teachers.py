@@ -7,6 +7,8 @@ with that recipe looks for, so published teachers can be reused as they are.
 
 from __future__ import annotations
 
+from benchmark.commands import non_negative_int, positive_int
+
 from benchmark.commands.run import add_common_run_options, run_options_from
 
 
@@ -39,9 +41,9 @@ def _teacher_key_options(parser) -> None:
     parser.add_argument("--dataset", default="cifar100")
     parser.add_argument("--recipe", default=None,
                         help="recipe name (default: crd-cifar, or digits for digits)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
+    parser.add_argument("--epochs", type=positive_int, default=None)
+    parser.add_argument("--batch-size", type=positive_int, default=None)
 
 
 def _store(args):

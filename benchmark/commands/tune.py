@@ -6,6 +6,8 @@ that suites read with ``weight: tuned``. See docs/studies.md."""
 
 from __future__ import annotations
 
+from benchmark.commands import non_negative_int, positive_int
+
 import argparse
 
 
@@ -38,9 +40,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--pruner", choices=["median", "hyperband", "none"], default="median")
     parser.add_argument("--sampler", choices=["tpe", "random"], default="tpe")
     parser.add_argument("--seed", type=int, default=0, help="sampler seed (default 0)")
-    parser.add_argument("--train-seed", type=int, default=None,
+    parser.add_argument("--train-seed", type=non_negative_int, default=None,
                         help="training seed of every trial (default: the pair's first seed)")
-    parser.add_argument("--cohort-size", type=int, default=4,
+    parser.add_argument("--cohort-size", type=positive_int, default=4,
                         help="trials asked at once and trained as one cohort (default 4)")
     parser.add_argument("--tuned-weights", default=None,
                         help="file the best weights go to (default: the suite's "
