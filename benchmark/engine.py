@@ -427,6 +427,7 @@ class Cohort:
             return
         try:
             metrics = member.end_epoch(eval_loaders, rate)
+            metrics.update(self._agreement(member, eval_loaders))  # last epoch: in the history
         except Exception as err:
             member.failed = _reason(err)
             return
@@ -437,6 +438,19 @@ class Cohort:
             member.logged_through = member.epoch
         if self.on_epoch is not None and self.on_epoch(member, metrics) == "prune":
             member.pruned = True
+
+    def _agreement(self, member: Member, eval_loaders) -> dict[str, float]:
+        """Teacher-student agreement and KL on the test set after the last epoch
+        (:mod:`benchmark.agreement`); nothing for teachers, other epochs, or without test."""
+        if self.teacher is None or "test" not in eval_loaders \
+                or member.epoch != self.recipe.epochs:
+            return {}
+        if getattr(self, "_teacher_logits", None) is None:
+            from benchmark.agreement import TeacherLogits
+
+            self._teacher_logits = TeacherLogits(self.teacher, self.device, self.specs[0].amp,
+                                                 self.specs[0].channels_last)
+        return self._teacher_logits.metrics(member.model, eval_loaders["test"])
 
     def _result(self, member: Member) -> RunResult:
         member.close()
