@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from benchmark.checkpoint import load_checkpoint, save_checkpoint
-from benchmark.plan import RunSpec
+from benchmark.plan import RunSpec, mlflow_name
+from benchmark.stages import PretrainStage, run_pretraining
 from benchmark.store import Store
 
 
@@ -140,6 +141,7 @@ class Member:
                                          nesterov=recipe.nesterov)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(recipe.milestones), gamma=recipe.gamma)
+        self.stage = PretrainStage.for_member(self)  # AB/FT/FSP pre-training, else None
         self.rng_cpu = torch.get_rng_state()
         self.rng_cuda = self._cuda_rng()
         self.epoch = 0  # epochs completed
@@ -207,7 +209,7 @@ class Member:
         if bad:
             raise NonFiniteLoss(f"non-finite loss ({', '.join(bad)} = "
                                 f"{means[bad[0]]}) in epoch {self.epoch + 1}")
-        metrics = {f"loss/{name}": v for name, v in means.items()}
+        metrics = {f"loss/{mlflow_name(name)}": v for name, v in means.items()}
         metrics["lr"] = lr
         metrics["train_acc"] = 100.0 * int(self.correct) / max(self.seen, 1)
         metrics["images_per_s"] = images_per_s
@@ -241,6 +243,7 @@ class Member:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "rng_cpu": self.rng_cpu, "rng_cuda": self.rng_cuda, "history": self.history,
             "wall_time": self.wall_time,
+            "stage": self.stage.state_dict() if self.stage is not None else None,
         }
 
     def save(self) -> None:
@@ -262,6 +265,8 @@ class Member:
         self.history = list(state["history"])
         self.wall_time = float(state["wall_time"])
         self.run_id = self.run_id or state.get("run_id")
+        if self.stage is not None and state.get("stage") is not None:
+            self.stage.load_state_dict(state["stage"])
         return True
 
     def close(self) -> None:
@@ -359,6 +364,7 @@ class Cohort:
             if resumed:
                 self._record_resume(member)
         train_loader, eval_loaders = self._loaders()
+        run_pretraining(self, train_loader)  # losses' pre-training stages (benchmark/stages.py)
         epochs = self.recipe.epochs
         start = min((m.epoch for m in self.members), default=epochs)
         bar = _progress(self.env.progress, total=epochs, initial=start,

@@ -8,10 +8,12 @@ connector maps the student map to the teacher's shape: identity when channels an
 match, else the FitNet regressor without its ReLU (conv + BN). L = :func:`losses.functional.ab`
 (margin 1, stage i of K weighted 2^(i-K+1), sum / batch, x 3/1000).
 
-Published protocol: AB is a 30-epoch pre-training stage (``init_epochs``: connector and the
-student's feature layers trained with this loss alone, unweighted), followed by CE-only
-training. Until kdbench's engine runs stages, the ``ab`` term trains jointly with CE from the
-first epoch, which is not the CRD table's protocol (see docs/losses.md).
+The published protocol, which kdbench runs (benchmark/stages.py): a pre-training stage of
+``pretrain_epochs`` (30, the published ``init_epochs``) in which the connectors and the
+student's feature layers (everything but its classifier) train on this loss alone, unweighted,
+with a fresh SGD at the run's learning rate, momentum and weight decay; then the main training
+is CE only (``stage_only``: the term and its connectors take no part, as the published
+``loss_kd = 0`` with the connector in eval mode).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import nn
 
 from losses import functional
 from losses.fitnet import hint_regressor
+from losses.parts import feature_parameters
 from losses.registry import PREACT_STAGE, DistillLoss, register_loss
 
 PRETRAIN_EPOCHS = 30
@@ -38,12 +41,17 @@ class ABLoss(DistillLoss):
 
     default_weight = 1.0
     options = {"margin": 1.0, "pretrain_epochs": PRETRAIN_EPOCHS}
+    stage_only = True
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)
         self.pairs = self.paired_stage_taps(PREACT_STAGE)
         self.connectors = nn.ModuleList(
             ab_connector(self.student_taps[s], self.teacher_taps[t]) for s, t in self.pairs)
+
+    def pretrain_parameters(self, student):
+        """The connectors and the student's feature layers (published ``init_trainable_list``)."""
+        return self.trainable_parameters() + feature_parameters(student)
 
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         connected = [connector(student_feats[s])

@@ -89,7 +89,8 @@ class WeightedLoss(nn.Module):
     """Sum of weighted loss terms: ``forward(...) -> (total, {term: weighted value, detached})``.
 
     ``terms``: ``{name: (weight, loss module)}``. Every term is evaluated (a term's forward may
-    update state, e.g. CRD's banks), in the order given.
+    update state, e.g. CRD's banks), in the order given, except ``stage_only`` terms, which
+    train only in their pre-training stage.
     """
 
     def __init__(self, terms: Mapping[str, tuple[float, DistillLoss]]):
@@ -116,7 +117,13 @@ class WeightedLoss(nn.Module):
         return any(module.needs_indices for module in self.terms.values())
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for module in self.terms.values() for p in module.trainable_parameters()]
+        """The main training's parts: stage-only terms (AB, FSP) are frozen after their stage."""
+        return [p for module in self.terms.values() if not module.stage_only
+                for p in module.trainable_parameters()]
+
+    def staged_terms(self) -> dict[str, DistillLoss]:
+        """Terms with a pre-training stage (``pretrain_epochs() > 0``)."""
+        return {name: module for name, module in self.terms.items() if module.pretrain_epochs()}
 
     def set_epoch(self, epoch: int) -> None:
         """Tell every term the 0-based index of the epoch about to train (schedules)."""
@@ -129,6 +136,8 @@ class WeightedLoss(nn.Module):
         parts: dict[str, Tensor] = {}
         total: Tensor | None = None
         for name, module in self.terms.items():
+            if module.stage_only:  # trained in its stage only (AB, FSP: then CE alone)
+                continue
             value = self.weights[name] * module(student_feats, teacher_feats, labels=labels,
                                                 indices=indices)
             parts[name] = value.detach()

@@ -7,15 +7,17 @@ as many such taps and equal channel counts at each (otherwise a ``UserError``, a
 table). L = :func:`losses.functional.fsp` (mean over entries per FSP matrix pair, summed; the
 paper sums the squared Frobenius norm). No trainable parts.
 
-Published protocol: FSP is a 30-epoch pre-training stage of the student's feature layers with
-this loss alone, followed by CE-only training (``-b 50`` has no effect there). Until kdbench's
-engine runs stages, ``fsp`` trains jointly with CE at weight 50 (see docs/losses.md).
+The published protocol, which kdbench runs (benchmark/stages.py): a pre-training stage of
+``pretrain_epochs`` (30) training the student's feature layers (everything but its
+classifier) on this loss alone, unweighted; then CE-only training (``stage_only``; the
+published ``-b 50`` has no effect, and the weight 50 here is recorded but unused).
 """
 
 from __future__ import annotations
 
 from benchmark.errors import user_error
 from losses import functional
+from losses.parts import feature_parameters
 from losses.registry import DistillLoss, register_loss, stage_tap_names
 
 PRETRAIN_EPOCHS = 30
@@ -27,6 +29,7 @@ class FSPLoss(DistillLoss):
 
     default_weight = 50.0
     options = {"pretrain_epochs": PRETRAIN_EPOCHS}
+    stage_only = True
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)
@@ -40,6 +43,9 @@ class FSPLoss(DistillLoss):
                 f"the student has {s_channels}, the teacher {t_channels}", "loss 'fsp'",
                 "Use FSP on a same-family pair with equal widths (e.g. resnet32x4 -> resnet8x4, "
                 "wrn_40_2 -> wrn_16_2), as the CRD benchmark does")
+
+    def pretrain_parameters(self, student):
+        return feature_parameters(student)
 
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         return functional.fsp([student_feats[t] for t in self.student_layers],

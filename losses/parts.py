@@ -66,6 +66,15 @@ class FrozenTeacherClassifier(nn.Module):
         return F.linear(pooled, self.weight, self.bias)
 
 
+def feature_parameters(student: nn.Module) -> list[nn.Parameter]:
+    """The student's parameters outside its classifier (the published ``get_feat_modules``:
+    every layer up to the pooled embedding)."""
+    import models
+
+    head = {id(p) for p in models.classifier_of(student).parameters()}
+    return [p for p in student.parameters() if id(p) not in head]
+
+
 def global_pool(f: Tensor) -> Tensor:
     """Global average pool of a b x C x H x W map to b x C."""
     return f.mean(dim=(2, 3))
@@ -76,4 +85,5 @@ def as_map(vector: Tensor) -> Tensor:
     return vector.reshape(vector.shape[0], -1, 1, 1)
 
 
-__all__ = ["FrozenTeacherClassifier", "as_map", "conv1x1_bn", "global_pool", "he_normal_"]
+__all__ = ["FrozenTeacherClassifier", "as_map", "conv1x1_bn", "feature_parameters",
+           "global_pool", "he_normal_"]

@@ -13,6 +13,11 @@ before building it (see docs/losses.md):
 - ``needs_teacher``: whether it needs ``context.teacher`` (the frozen teacher model, whose
   classifier or BatchNorm statistics it copies at construction: SRRL, SimKD, OFD).
 
+Pre-training stages (AB, FT, FSP; PROTOCOL §3). A loss whose ``pretrain_epochs()`` is > 0 is
+trained first for that many epochs on its own objective (``pretrain_loss``) with its own SGD
+over ``pretrain_parameters(student)`` (benchmark/stages.py runs it, checkpointed and logged);
+a ``stage_only`` loss then takes no part in the main training (AB and FSP: CE only after it).
+
 Schedules. Before each training epoch the engine calls ``loss.set_epoch(e)`` with the 0-based
 index e of the epoch about to run; ``self.epoch`` holds it (0 until told) and
 :meth:`DistillLoss.warmup_factor` gives the linear warm-up min((e + 1) / n, 1) of DKD and
@@ -123,6 +128,8 @@ class DistillLoss(nn.Module):
     needs_teacher: ClassVar[bool] = False
     #: a loss on logits that modifiers (``@ls``, ``@ctkd``) may wrap
     logit_host: ClassVar[bool] = False
+    #: trains only in its pre-training stage, not in the main training
+    stage_only: ClassVar[bool] = False
 
     def __init__(self, student_taps: Mapping[str, Any], teacher_taps: Mapping[str, Any],
                  context: LossContext | None = None, **config: Any):
@@ -184,6 +191,32 @@ class DistillLoss(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Told by the engine before each training epoch (0-based index of that epoch)."""
         self.epoch = int(epoch)
+
+    # ----- pre-training stage (see the module docstring) -----
+    def pretrain_epochs(self) -> int:
+        """Epochs of this loss's pre-training stage: the ``pretrain_epochs`` option, else 0."""
+        return int(self.config.get("pretrain_epochs", 0) or 0)
+
+    def pretrain_parameters(self, student: nn.Module) -> list[nn.Parameter]:
+        """What the stage's optimizer trains (default: this loss's trainable parts)."""
+        return self.trainable_parameters()
+
+    def pretrain_lr(self, lr: float, student_name: str) -> float:
+        """The stage's learning rate given the run's (default: the same)."""
+        return lr
+
+    def begin_pretrain(self, student: nn.Module) -> None:
+        """Train/eval modes for a stage epoch (default: student and loss in train mode)."""
+        student.train()
+        self.train()
+
+    def end_pretrain(self) -> None:
+        """Called once the stage is complete (e.g. freeze what it trained)."""
+
+    def pretrain_loss(self, student_feats: Mapping[str, Tensor], teacher_feats: Mapping[str, Tensor],
+                      labels: Tensor | None = None, indices: Tensor | None = None) -> Tensor:
+        """The stage's objective (default: the loss itself, unweighted)."""
+        return self(student_feats, teacher_feats, labels=labels, indices=indices)
 
     def temperature(self):
         """The temperature to use now: ``config['T']``, or a modifier's (a tensor) when set."""

@@ -554,5 +554,5 @@ def test_ft_paraphraser_is_frozen_and_its_pretrain_objective_reconstructs():
     assert not any(p.requires_grad for p in loss.paraphraser.parameters())
     assert loss.trainable_parameters() == list(loss.translator.parameters())
     f_t = map_inputs([(2, 6, 4, 4)], seed=40)[0].float()
-    assert float(loss.pretrain_loss({"last": f_t})) > 0
+    assert float(loss.pretrain_loss({}, {"last": f_t})) > 0
     assert not loss.train().paraphraser.training

@@ -5,7 +5,8 @@ a quarter of the compute) and ``digits_cnn_small`` (student, ~7.5k): a conv-BN-R
 full resolution, ``layer1`` at full resolution, ``layer2`` at half resolution (first conv
 stride 2), global average pool, ``fc``. Every ReLU is out-of-place, so
 tapped outputs are never modified later. Taps: ``stem``, ``stage1`` = ``layer1`` (8x8),
-``stage2`` = ``layer2`` (4x4 for 8x8 input, the ``last`` tap), ``embedding`` = ``fc:input``.
+``stage2`` = ``layer2`` (4x4 for 8x8 input, the ``last`` tap), ``embedding`` = ``fc:input``;
+``preact_stage1..2`` = each stage's last BN output (before its ReLU), also its BN before ReLU.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ import torch
 from torch import nn
 
 from models.registry import register_model
-from models.taps import standard_taps
+from models.taps import preact_taps, standard_taps
 
 DIGITS_CNN_TAPS = standard_taps("stem", ["layer1", "layer2"], "fc:input")
+
+
+def digits_cnn_taps(stage1: list[int], stage2: list[int]) -> tuple[dict, dict]:
+    """(taps, bn_before_relu) for stages of the given widths: the last layer's BN (``.1``)."""
+    bns = [f"layer{i}.{len(widths) - 1}.1" for i, widths in ((1, stage1), (2, stage2))]
+    return {**DIGITS_CNN_TAPS, **preact_taps(bns)}, dict(zip(preact_taps(bns), bns))
+
+
+LARGE, SMALL = ([48], [64, 96]), ([16], [32])
 
 
 def conv_bn_relu(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
@@ -58,13 +68,17 @@ class DigitsCNN(nn.Module):
         return self.fc(self.flatten(self.avgpool(x)))
 
 
-@register_model(name="digits_cnn_large", taps=DIGITS_CNN_TAPS)
+_LARGE_TAPS, _LARGE_BNS = digits_cnn_taps(*LARGE)
+_SMALL_TAPS, _SMALL_BNS = digits_cnn_taps(*SMALL)
+
+
+@register_model(name="digits_cnn_large", taps=_LARGE_TAPS, bn_before_relu=_LARGE_BNS)
 def digits_cnn_large(num_classes: int = 10, in_chans: int = 1) -> DigitsCNN:
     """Teacher for digits: stem 32, layer1 [48], layer2 [64, 96] (~99k parameters)."""
-    return DigitsCNN(32, [48], [64, 96], num_classes=num_classes, in_chans=in_chans)
+    return DigitsCNN(32, *LARGE, num_classes=num_classes, in_chans=in_chans)
 
 
-@register_model(name="digits_cnn_small", taps=DIGITS_CNN_TAPS)
+@register_model(name="digits_cnn_small", taps=_SMALL_TAPS, bn_before_relu=_SMALL_BNS)
 def digits_cnn_small(num_classes: int = 10, in_chans: int = 1) -> DigitsCNN:
     """Same-family student for digits: stem 16, layer1 [16], layer2 [32] (~7.6k parameters)."""
-    return DigitsCNN(16, [16], [32], num_classes=num_classes, in_chans=in_chans)
+    return DigitsCNN(16, *SMALL, num_classes=num_classes, in_chans=in_chans)
