@@ -306,6 +306,7 @@ def record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
 
 
 def _record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
+    from benchmark.leases import Leases
     from benchmark.records import resumable, select
     from benchmark.teachers import TeacherStore
 
@@ -313,10 +314,13 @@ def _record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:
     records = tracker.records(plan.suite.name)
     counted = select(records).counted
     existing = tracker.runs_by_hash(plan.suite.name)
+    leases = Leases(options.store)
     for spec in teacher_specs(plan.runs):
         spec = spec.model_copy(update={"suite": plan.suite.name})
         if not store.has(spec) or spec.config_hash in counted:
             continue
+        if leases.holder(spec.config_hash) is not None:
+            continue  # its trainer (another driver) is still recording it
         meta = store.metadata(spec)
         unfinished = resumable(existing.get(spec.config_hash, []))
         if unfinished is not None:  # trained and stored, but interrupted before MLflow heard

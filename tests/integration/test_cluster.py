@@ -7,6 +7,8 @@
   metrics as a local run of the same suite.
 - Two ``kdbench tune --executor ray`` drivers share one study on PostgreSQL: together they run
   exactly the budget, and every trial has its nested MLflow run under the study's parent run.
+- Two ``kdbench run`` drivers on one store and the MLflow server train every run exactly once
+  (leases), the teacher included.
 
 Both checks share one set of services, so they are one test (pytest-xdist may put two tests on two
 workers); everything started is stopped at its end (see services.py).
@@ -122,8 +124,31 @@ def test_cluster_tuning_then_a_suite_losing_its_worker_node(services, tmp_path):
     """The tuning drivers run first (with the worker node), then the suite loses the node."""
     (tmp_path / "tune").mkdir()
     (tmp_path / "run").mkdir()
+    (tmp_path / "two").mkdir()
     check_two_tuning_drivers_share_one_postgresql_study(services, tmp_path / "tune")
+    check_two_run_drivers_on_one_mlflow_server_train_each_run_once(services, tmp_path / "two")
     check_ray_suite_survives_worker_loss_and_equals_local_run(services, tmp_path / "run")
+
+
+def check_two_run_drivers_on_one_mlflow_server_train_each_run_once(services, tmp_path):
+    """Two ``kdbench run`` drivers on one store and one MLflow server (PostgreSQL behind it)
+    lease the runs between them: every config hash has one FINISHED run, every epoch is logged
+    once, the teacher is trained once."""
+    tracking = services["tracking"]
+    suite = tmp_path / "pair.yaml"
+    suite.write_text(SUITE.replace("name: cluster", "name: pair"))
+    store = tmp_path / "store"
+    args = ["run", str(suite), "--epochs", "2", "--jobs", "1", "--tracking-uri", tracking,
+            "--store", str(store), "--no-progress", "--no-leaderboard"]
+    drivers = [kdbench(args, tmp_path, {"KDBENCH_LEASE_TTL": "10"}) for _ in range(2)]
+    outputs = [finish(d) for d in drivers]
+    runs = by_hash(tracking, "kdbench/pair")  # asserts no config hash has two runs
+    assert len(runs) == 5, outputs  # 4 students and their teacher
+    for run in runs.values():
+        assert run["status"] == "FINISHED"
+        assert [step for step, _ in run["histories"]["train_acc"]] == [1, 2]
+    assert len(list(Store(store).teachers_dir.glob("*/*.safetensors"))) == 1
+    assert not list(Store(store).leases_dir.glob("*.json"))
 
 
 def check_two_tuning_drivers_share_one_postgresql_study(services, tmp_path):
