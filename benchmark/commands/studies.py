@@ -1,6 +1,8 @@
 """``kdbench studies show``: a table of every Optuna study in a storage (budget, trial counts,
-best validation accuracy, best parameters) and, per study, Optuna's optimisation-history and
-parameter-importance plots saved as PNG images. See docs/studies.md."""
+best validation accuracy, best parameters), the expected best validation accuracy of each study
+at the smallest common budget, and PNG plots: per study, Optuna's optimisation history and
+parameter importances; for all studies, ``budget.png``, the expected best validation accuracy
+against the number of trials. See docs/studies.md."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ def show_command(args: argparse.Namespace) -> int:
 
     import optuna
 
+    from studies.budget_curves import budget_lines, save_budget_curves
     from studies.plots import save_study_plots
     from studies.show import format_table, load_studies, study_row
 
@@ -38,8 +41,13 @@ def show_command(args: argparse.Namespace) -> int:
         print("No studies in this storage yet; run `kdbench tune` first.")
         return 0
     print(format_table([study_row(s) for s in studies]))
+    for line in budget_lines(studies):
+        print(line)
     if args.no_plots:
         return 0
+    curves = save_budget_curves(studies, args.out)
+    if curves is not None:
+        print(f"saved {curves}")
     for study in studies:
         files, notes = save_study_plots(study, args.out)
         for note in notes:
