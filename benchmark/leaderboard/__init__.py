@@ -1,7 +1,9 @@
 """Leaderboards: a suite's MLflow runs as published-style tables with seeds, error bars and tests.
 
 Pipeline: :mod:`.collect` (MLflow -> pandas) -> :mod:`.selection` (which runs count) ->
-:mod:`.build` (tables per dataset; :mod:`.stats` for means, stds and Welch's t-test;
+:mod:`.build` (tables per dataset; :mod:`.stats` for means and stds, :mod:`.paired`,
+:mod:`.verdicts`, :mod:`.power` and :mod:`.across` for the paired tests, Holm, verdicts, seeds
+needed, mean ranks and IQMs;
 :mod:`.layout` for the published row/column order; :mod:`.published` for the papers' numbers) ->
 renderers (:mod:`.markdown`, :mod:`.tidy`, :mod:`.latex`, :mod:`.html`, :mod:`.plot`) ->
 :mod:`.write`. The runner calls :func:`write_leaderboard` at the end of ``kdbench run``.
