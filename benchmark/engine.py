@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from benchmark.checkpoint import load_checkpoint, save_checkpoint
+from benchmark.heads import HeadedStudent
 from benchmark.plan import RunSpec, mlflow_name
 from benchmark.stages import PretrainStage, run_pretraining
 from benchmark.store import Store
@@ -133,6 +134,7 @@ class Member:
             model = model.to(memory_format=torch.channels_last)
         self.model = model.to(self.device)
         self.extractor = models.FeatureExtractor(self.model, self.loss.student_tap_names)
+        self.head = HeadedStudent.for_member(self)  # a loss that classifies the student (SimKD)
         params = [p for p in self.model.parameters() if p.requires_grad]
         params += list(self.loss.trainable_parameters())
         recipe = spec.recipe
@@ -197,7 +199,8 @@ class Member:
         for name, value in {"total": total.detach(), **parts}.items():
             value = value.detach().float()
             self.term_sums[name] = self.term_sums.get(name, 0) + value
-        self.correct += (feats["logits"].detach().argmax(1) == labels).sum()
+        logits = feats["logits"] if self.head is None else self.head.train_logits()
+        self.correct += (logits.detach().argmax(1) == labels).sum()
         self.seen += labels.numel()
         self.batches += 1
 
@@ -215,13 +218,17 @@ class Member:
         metrics["images_per_s"] = images_per_s
         self.scheduler.step()
         for split, loader in eval_loaders.items():
-            top1, top5 = topk_accuracy(self.model, loader, self.device, self.spec.amp,
+            top1, top5 = topk_accuracy(self.evaluated(), loader, self.device, self.spec.amp,
                                        self.spec.channels_last)
             metrics[f"{split}_acc"], metrics[f"{split}_top5"] = top1, top5
         self.epoch += 1
         self.history.append(metrics)
         self._reset_stats()
         return metrics
+
+    def evaluated(self) -> nn.Module:
+        """What is evaluated: the student, or the student through its loss's head (SimKD)."""
+        return self.model if self.head is None else self.head
 
     # ----- results -----
     def summary(self) -> dict[str, float]:
@@ -456,7 +463,7 @@ class Cohort:
 
             self._teacher_logits = TeacherLogits(self.teacher, self.device, self.specs[0].amp,
                                                  self.specs[0].channels_last)
-        return self._teacher_logits.metrics(member.model, eval_loaders["test"])
+        return self._teacher_logits.metrics(member.evaluated(), eval_loaders["test"])
 
     def _result(self, member: Member) -> RunResult:
         member.close()
@@ -484,6 +491,8 @@ class Cohort:
             return str(store.weights_path(spec))
         path = Store(self.env.store).student_weights(spec.config_hash)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        if member.head is not None:  # SimKD: the evaluated head rides with the weights
+            state.update(member.head.saved_state())
         atomic_write_bytes(path, save(state))
         return str(path)
 

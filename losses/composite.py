@@ -7,7 +7,9 @@ PROTOCOL §1: total = ce_weight * CE + kd_weight * KD + beta * L_method. So "sp+
 - ``"kd"`` -> ``{ce: 0.1, kd: 0.9}`` (the KD baseline, T = 4);
 - ``"X"`` -> ``{ce: 1, X: "default"}`` (method runs: ce 1, kd 0, beta = X's default weight);
 - ``"X+kd"`` -> ``{ce: 1, kd: 1, X: "default"}``;
-- ``"X+Y"`` (e.g. ``"crd+pkt"``) -> ``{ce: 1, X: "default", Y: "default"}``.
+- ``"X+Y"`` (e.g. ``"crd+pkt"``) -> ``{ce: 1, X: "default", Y: "default"}``;
+- a method whose class declares ``ce_weight`` uses it in its own label (``"simkd"`` ->
+  ``{ce: 0, simkd: "default"}``, the official ``-c 0``).
 
 A term may carry logit modifiers, ``host@modifier`` (``kd@ls``, ``dkd@ls``, ``kd@ctkd``; see
 :mod:`losses.modifiers`): it is one term, written canonically (modifiers sorted), whose default
@@ -56,9 +58,9 @@ def expand_loss_label(label: str) -> dict[str, float | str]:
     if STUDENT in terms or CE in terms:
         raise user_error(f"Loss label '{label}' combines '{STUDENT}'/'{CE}' with other terms",
                          "loss label", "CE is part of every label; write e.g. 'sp' or 'sp+kd'")
-    for term in terms:
-        loss_class(term)
-    expanded: dict[str, float | str] = {CE: CE_WEIGHT}
+    classes = [loss_class(term) for term in terms]
+    own_ce = [c.ce_weight for c in classes if c.ce_weight is not None]
+    expanded: dict[str, float | str] = {CE: own_ce[0] if len(terms) == 1 and own_ce else CE_WEIGHT}
     expanded.update({term: KD_WEIGHT_WITH_METHOD for term in terms if host_of(term) == KD})
     expanded.update({term: DEFAULT for term in terms if host_of(term) != KD})
     return expanded
@@ -115,6 +117,14 @@ class WeightedLoss(nn.Module):
     @property
     def needs_indices(self) -> bool:
         return any(module.needs_indices for module in self.terms.values())
+
+    @property
+    def head_owner(self) -> DistillLoss | None:
+        """The term that classifies the student at test time (SimKD), if any."""
+        owners = [module for module in self.terms.values() if module.owns_head]
+        if len(owners) > 1:
+            raise ValueError(f"terms {[m.name for m in owners]} all own the student's head")
+        return owners[0] if owners else None
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """The main training's parts: stage-only terms (AB, FSP) are frozen after their stage."""

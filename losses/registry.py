@@ -18,6 +18,11 @@ trained first for that many epochs on its own objective (``pretrain_loss``) with
 over ``pretrain_parameters(student)`` (benchmark/stages.py runs it, checkpointed and logged);
 a ``stage_only`` loss then takes no part in the main training (AB and FSP: CE only after it).
 
+A loss that ``owns_head`` (SimKD) classifies the student at test time: the engine evaluates
+``head_logits(student_feats)`` instead of the student's own classifier (train and test
+accuracy), and saves the loss's head with the student's weights under ``HEAD_PREFIX``; the
+transfer probe keeps using the student's own embedding.
+
 Schedules. Before each training epoch the engine calls ``loss.set_epoch(e)`` with the 0-based
 index e of the epoch about to run; ``self.epoch`` holds it (0 until told) and
 :meth:`DistillLoss.warmup_factor` gives the linear warm-up min((e + 1) / n, 1) of DKD and
@@ -49,6 +54,9 @@ LAST = "last"
 STAGE = "stage"
 PREACT_STAGE = "preact_stage"
 BUILT_IN = "kdbench built-in"
+#: Saved student weights hold a head-owning loss's head under this key prefix (the probe and
+#: ``load_state_dict`` of the bare architecture skip it).
+HEAD_PREFIX = "head."
 MODIFIER_SEPARATOR = "@"
 
 
@@ -130,6 +138,10 @@ class DistillLoss(nn.Module):
     logit_host: ClassVar[bool] = False
     #: trains only in its pre-training stage, not in the main training
     stage_only: ClassVar[bool] = False
+    #: the loss classifies the student at test time (``head_logits``; SimKD)
+    owns_head: ClassVar[bool] = False
+    #: the CE weight of this method's own label (None: PROTOCOL's 1; SimKD: 0)
+    ce_weight: ClassVar[float | None] = None
 
     def __init__(self, student_taps: Mapping[str, Any], teacher_taps: Mapping[str, Any],
                  context: LossContext | None = None, **config: Any):
@@ -191,6 +203,10 @@ class DistillLoss(nn.Module):
     def set_epoch(self, epoch: int) -> None:
         """Told by the engine before each training epoch (0-based index of that epoch)."""
         self.epoch = int(epoch)
+
+    def head_logits(self, student_feats: Mapping[str, Tensor]) -> Tensor:
+        """The logits this loss evaluates the student with (``owns_head`` losses only)."""
+        raise NotImplementedError(f"loss '{self.name}' does not own the student's head")
 
     # ----- pre-training stage (see the module docstring) -----
     def pretrain_epochs(self) -> int:

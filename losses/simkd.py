@@ -5,13 +5,11 @@ The last stage maps (``last``, the published feat[-2]) are aligned in size (the 
 average-pooled to the smaller), and a projector maps the student's to the teacher's channels:
 conv1x1 (s -> t/f) + BN + ReLU, conv3x3 (t/f -> t/f) + BN + ReLU, conv1x1 (t/f -> t) + BN +
 ReLU, no conv biases, factor f = 2. L = MSE(projected student map, teacher map)
-(:func:`losses.functional.hint`), weight 1. At test time SimKD classifies with the teacher's
-classifier on the pooled projection (:meth:`SimKDLoss.student_logits`; the classifier is a
-frozen copy held in buffers).
-
-Deviations until the engine lets a loss own the evaluated head: the official run uses CE weight
-0 and evaluates ``student_logits``; kdbench's ``simkd`` label trains with CE 1 on the student's
-own classifier and evaluates that classifier.
+(:func:`losses.functional.hint`), weight 1, CE weight 0 (the official ``-c 0 -d 0 -b 1``:
+the label ``simkd`` is {ce: 0, simkd: 1}). SimKD owns the student's head: training and test
+accuracy use the teacher's classifier (a frozen copy in buffers) on the pooled projection
+(:meth:`SimKDLoss.head_logits`), and the projector and classifier copy are saved with the
+student's weights (under ``head.``); the transfer probe uses the student's own embedding.
 """
 
 from __future__ import annotations
@@ -50,11 +48,14 @@ class SimKDLoss(DistillLoss):
     options = {"factor": 2}
     needs_context = True
     needs_teacher = True
+    owns_head = True
+    ce_weight = 0.0
 
     def __init__(self, student_taps, teacher_taps, context=None, **config):
         super().__init__(student_taps, teacher_taps, context, **config)
         s_channels = self.use_student_tap(LAST)[0]
         t_channels = self.use_teacher_tap(LAST)[0]
+        self.teacher_size = tuple(self.teacher_taps[LAST][1:])
         self.projector = simkd_projector(s_channels, t_channels, int(self.config["factor"]))
         self.teacher_classifier = FrozenTeacherClassifier(context.teacher, self.name)
 
@@ -62,11 +63,21 @@ class SimKDLoss(DistillLoss):
         source, target = align_sizes(f_s, f_t)
         return self.projector(source), target
 
+    def head_logits(self, student_feats) -> Tensor:
+        """SimKD's prediction: the teacher's classifier on the pooled projected student map
+        (the student map pooled to the teacher's size when larger, as in training)."""
+        f_s = student_feats[LAST]
+        if f_s.shape[2] > self.teacher_size[0]:
+            f_s = F.adaptive_avg_pool2d(f_s, self.teacher_size)
+        return self.teacher_classifier(global_pool(self.projector(f_s)))
+
     def student_logits(self, student_feats, teacher_feats) -> Tensor:
-        """SimKD's prediction: the teacher's classifier on the pooled projected student map."""
+        """Training-time form of :meth:`head_logits` (sizes aligned with the teacher map)."""
         projected, _ = self.project(student_feats[LAST], teacher_feats[LAST])
         return self.teacher_classifier(global_pool(projected))
 
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         projected, target = self.project(student_feats[LAST], teacher_feats[LAST])
+        # The prediction of this same forward (the official pred_feat_s): training accuracy.
+        self.last_head_logits = self.teacher_classifier(global_pool(projected)).detach()
         return functional.hint(projected, target)

@@ -134,9 +134,14 @@ def load_frozen_network(source: ProbeSource, weights: Path, num_classes: int, in
     import models
     from safetensors.torch import load_file
 
+    from losses.registry import HEAD_PREFIX
+
     model = models.create_model(source.arch, num_classes=num_classes, in_chans=in_chans)
     try:
-        model.load_state_dict(load_file(str(weights)))
+        # A head-owning loss's head (SimKD) is saved beside the student's weights under
+        # HEAD_PREFIX; the probe uses the student's own embedding, so it is left out.
+        model.load_state_dict({k: v for k, v in load_file(str(weights)).items()
+                               if not k.startswith(HEAD_PREFIX)})
     except Exception as err:  # a shape mismatch or a damaged safetensors file
         raise user_error(f"The weights file {weights} does not fit {source.arch} with "
                          f"{num_classes} classes and {in_chans} channels ({err})",
