@@ -83,7 +83,7 @@ def _server_storage(url: str):
                          "use sqlite:///FILE.db, journal:FILE, or a database URL such as "
                          "postgresql://user:password@host/db")
     try:
-        return optuna.storages.RDBStorage(url)
+        return _create_rdb_storage(url)
     except ImportError as err:
         raise user_error(f"the database driver for '{public_url(url)}' is not installed ({err})",
                          "--storage", "install it, e.g. `pip install psycopg2-binary` for "
@@ -92,6 +92,25 @@ def _server_storage(url: str):
         raise user_error(f"cannot open the study storage '{public_url(url)}': {err}",
                          "--storage", "check the URL, that the server runs and the database "
                          "exists") from None
+
+
+def _create_rdb_storage(url: str, attempts: int = 5):
+    """``RDBStorage(url)``; several drivers starting at once on a new database race to create
+    Optuna's tables ("already exists", a unique violation): the losers try again, and then find
+    the tables made."""
+    import time
+
+    import optuna
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            if attempt == attempts - 1 or "exist" not in str(err).lower() and \
+                    "duplicate" not in str(err).lower():
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 
