@@ -42,12 +42,18 @@ class LossConfig(BaseModel):
 
 
 class PairConfig(BaseModel):
-    """A teacher -> student pair, optionally with its own seeds."""
+    """A teacher -> student pair, optionally with its own seeds and its published per-pair
+    settings: ``weights`` (what a term's ``default`` weight is on this pair, e.g. DKD's or
+    ReviewKD's beta), ``hparams`` (per-term hyperparameters, between the suite's and the
+    loss's own), ``exclude`` (loss labels not planned for this pair, e.g. FSP across widths)."""
 
     model_config = ConfigDict(extra="forbid")
     teacher: str
     student: str
     seeds: Optional[list[int]] = None
+    weights: dict[str, float] = Field(default_factory=dict)
+    hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    exclude: list[str] = Field(default_factory=list)
 
 
 class SuiteConfig(BaseModel):
@@ -186,7 +192,7 @@ def _allowed_for(error: dict) -> str:
     kind = error["type"]
     if kind == "extra_forbidden":
         return ("only the fields " + ", ".join(SuiteConfig.model_fields) + " at the top level; "
-                "teacher, student, seeds in a pair; label, terms, hparams in a loss")
+                "teacher, student, seeds, weights, hparams, exclude in a pair; label, terms, hparams in a loss")
     if kind.startswith("literal") or "union" in kind:
         return "a number >= 0, 'default' or 'tuned'"
     if "int" in kind:
@@ -235,6 +241,10 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
             validate_seeds(pair.seeds)
         except ValueError as err:
             raise fail(f"pairs.{i}.seeds", pair.seeds, str(err)) from None
+        for field in ("weights", "hparams"):
+            for term in getattr(pair, field):
+                if not is_loss(term):
+                    raise fail(f"pairs.{i}.{field}.{term}", term, "a registered loss term")
     known = set(list_losses())
     parsed = []
     for i, loss in enumerate(suite.losses):

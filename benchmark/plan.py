@@ -266,6 +266,11 @@ def _resolve_weight(term: str, weight, *, suite: SuiteConfig, dataset: str, teac
     return float(weight), {}
 
 
+def _pair_weight(pair, term: str, weight):
+    """A ``default`` weight is the pair's published one when the pair names it."""
+    return pair.weights.get(term, weight) if weight == "default" else weight
+
+
 def _freeze_hparams(*layers: dict[str, dict[str, Any]], terms: Iterable[str]) -> tuple:
     merged: dict[str, dict[str, Any]] = {}
     for layer in layers:
@@ -286,13 +291,16 @@ def expand_suite(suite: SuiteConfig, options: PlanOptions | None = None) -> list
                 suite.seeds if same_family or not suite.cross_family_seeds
                 else suite.cross_family_seeds)
             for loss in _loss_configs(suite):
-                resolved = {term: _resolve_weight(term, weight, suite=suite, dataset=dataset,
+                if loss.label in pair.exclude:
+                    continue
+                resolved = {term: _resolve_weight(term, _pair_weight(pair, term, weight),
+                                                  suite=suite, dataset=dataset,
                                                   teacher=pair.teacher, student=pair.student,
                                                   label=loss.label)
                             for term, weight in loss.terms.items()}
                 terms = tuple(sorted((term, w) for term, (w, _) in resolved.items()))
                 tuned = {term: extra for term, (_, extra) in resolved.items() if extra}
-                hparams = _freeze_hparams(suite.hparams, tuned, loss.hparams,
+                hparams = _freeze_hparams(suite.hparams, pair.hparams, tuned, loss.hparams,
                                           terms=[t for t, _ in terms])
                 for teacher_seed, seed in _seed_grid(suite, seeds):
                     spec = RunSpec(suite=suite.name, role="student", dataset=dataset,
