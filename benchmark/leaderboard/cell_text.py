@@ -86,10 +86,12 @@ def agreement_text(cell: Cell | None, digits: int = 2) -> str:
 
 
 def published_text(cell: Cell, digits: int = 2, delta: str = "Δ") -> str:
-    """``pub 73.33, Δ +0.07`` (our mean minus the published value), or ``pub –``."""
+    """``pub 73.33, Δ +0.07`` (our mean minus the published value), or ``pub –``; an anchor
+    whose protocol differs says how: ``pub 76.32 [best epoch], Δ -0.41``."""
     if cell.published is None:
         return f"pub {EMPTY}"
-    return f"pub {cell.published.value:.{digits}f}, {delta} {cell.diff:+.{digits}f}"
+    flags = f" [{', '.join(cell.published.flags)}]" if cell.published.flags else ""
+    return f"pub {cell.published.value:.{digits}f}{flags}, {delta} {cell.diff:+.{digits}f}"
 
 
 def average_text(average: AverageCell | None, digits: int = 2) -> str:
@@ -122,7 +124,9 @@ def legend_text(board: Leaderboard, table: LeaderTable) -> str:
     else:
         text = _verdict_legend(board, baseline)
     if board.with_published and table.has_published:
-        text += " pub: the published value; Δ: ours minus published."
+        text += (" pub: the published value; Δ: ours minus published; [...]: how that "
+                 "number's protocol differs from ours (best epoch, a longer schedule, stronger "
+                 "augmentation, a secondary copy).")
     return text
 
 

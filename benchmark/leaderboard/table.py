@@ -23,13 +23,16 @@ METRIC_LABELS = {
 
 @dataclass(frozen=True)
 class PublishedValue:
-    """One published number with its provenance."""
+    """One published number with its provenance; ``flags`` name where its protocol differs
+    from kdbench's last-epoch, full-schedule, standard-augmentation number (``best epoch``,
+    ``480 epochs``, ``strong aug``, ``secondary source``, ...; empty for a like-for-like anchor)."""
 
     value: float
     std: float
     runs: int | None
     source: str
     table: str
+    flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

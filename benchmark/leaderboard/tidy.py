@@ -41,7 +41,7 @@ AGREEMENT_COLUMNS = ("agreement", "agreement_std", "kl", "kl_std")
 
 TIDY_COLUMNS = ("suite", "dataset", "table", "metric", "teacher", "student", "pair", "loss",
                 "mean", "std", "n", "baseline", "p_value", "p_adjusted", "verdict", "best",
-                "published", "published_std", "diff", "published_source",
+                "published", "published_std", "diff", "published_source", "published_flags",
                 *EVIDENCE_COLUMNS.values(), *DECISION_COLUMNS, *ACROSS_COLUMNS,
                 *AGREEMENT_COLUMNS, *CONFIG_COLUMNS)
 
@@ -70,6 +70,7 @@ def tidy_frame(board: Leaderboard) -> pd.DataFrame:
                     "diff": cell.diff,
                     "published_source": f"{published.source}, {published.table}"
                     if published else "",
+                    "published_flags": "; ".join(published.flags) if published else "",
                     **_statistics(cell), **_across(table.across.get(row)),
                     **_agreement(cell),
                     **{name: _plain(getattr(cell.config, name)) for name in CONFIG_COLUMNS},
