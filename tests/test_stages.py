@@ -43,10 +43,10 @@ class Crash(BaseException):
     """Stands for the process dying (nothing in the engine catches it)."""
 
 
-def specs(tmp_path, losses="ab"):
+def specs(tmp_path, losses="ab", epochs=EPOCHS):
     path = tmp_path / "staged.yaml"
     path.write_text(SUITE.replace("LOSSES", losses))
-    return expand_suite(load_suite(str(path)), PlanOptions(epochs=EPOCHS))
+    return expand_suite(load_suite(str(path)), PlanOptions(epochs=epochs))
 
 
 def trained_teacher(spec, store):
@@ -166,3 +166,32 @@ def test_sigkill_during_the_stage_then_resume_matches_uninterrupted(tmp_path):
         return {k: history(tracker, run.info.run_id, k) for k in keys}
 
     assert final(victim) == final(reference)
+
+
+def test_modifier_and_warm_up_runs_resume_exactly_after_a_crash(tmp_path, monkeypatch):
+    """CTKD's learnable temperature and curriculum, and DKD's warm-up, across a crash."""
+    runs = specs(tmp_path, "kd@ctkd, dkd@ls", epochs=3)
+    store, clean_store = tmp_path / "store", tmp_path / "clean"
+    trained_teacher(runs[0], store)
+    shutil.copytree(Store(store).teachers_dir, Store(clean_store).teachers_dir)
+    env = dict(device=torch.device("cpu"))
+    original = Member.save
+
+    def save_then_die(self):
+        original(self)
+        if self.epoch == 2:
+            raise Crash()
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Member, "save", save_then_die)
+        with pytest.raises(Crash):
+            train_cohort(runs, RunEnv(store=store, **env))
+    resumed = train_cohort(runs, RunEnv(store=store, **env))
+    clean = train_cohort(runs, RunEnv(store=clean_store, **env))
+    assert [r.status for r in resumed] == ["FINISHED", "FINISHED"]
+    assert [r.test_acc_last for r in resumed] == [r.test_acc_last for r in clean]
+    from safetensors.torch import load_file
+
+    for a, b in zip(resumed, clean):
+        weights_a, weights_b = load_file(a.weights_path), load_file(b.weights_path)
+        assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
