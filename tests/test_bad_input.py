@@ -53,6 +53,21 @@ FILES = {
 BINARY = bytes(range(256)) * 4
 
 
+@pytest.fixture(autouse=True)
+def no_plugins_left_behind():
+    """A plugin a case registers (the good example, for --tune-trials) is unregistered after it,
+    so other tests on this worker can register it from its own path."""
+    from losses import list_losses
+    from losses import plugins
+    from losses.registry import unregister_loss
+
+    before = set(list_losses())
+    yield
+    for name in set(list_losses()) - before:
+        unregister_loss(name)
+    plugins._LOADED.clear()
+
+
 @pytest.fixture()
 def folder(tmp_path, monkeypatch):
     for name, text in FILES.items():
