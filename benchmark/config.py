@@ -29,6 +29,8 @@ class LossConfig(BaseModel):
     label: str
     terms: dict[str, WeightValue]
     hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    #: ``random``: the random-teacher control (distil from the teacher's architecture untrained)
+    teacher_init: Literal["trained", "random"] = "trained"
 
     @field_validator("terms")
     @classmethod
@@ -63,6 +65,7 @@ class SuiteConfig(BaseModel):
     name: str
     description: str = ""
     recipe: str
+    teacher_recipe: Optional[str] = None  # the teachers' recipe, when not ``recipe``
     datasets: list[str] = Field(min_length=1)
     pairs: list[PairConfig] = Field(min_length=1)
     losses: list[Union[str, LossConfig]] = Field(min_length=1)
@@ -72,6 +75,8 @@ class SuiteConfig(BaseModel):
     teacher_seeds: Optional[list[int]] = None  # several teachers: every student seed on each
     val_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     split_seed: int = 0
+    #: students train on this stratified share of the training split; teachers on all of it
+    student_train_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tuned_weights: Optional[str] = None
 
@@ -161,7 +166,16 @@ def load_suite(name_or_path: str) -> SuiteConfig:
     except ValidationError as err:
         raise _validation_error(path, raw, err) from None
     check_names(suite, path)
+    suite.tuned_weights = beside_suite(path, suite.tuned_weights)
     return suite
+
+
+def beside_suite(path: Path, name: Optional[str]) -> Optional[str]:
+    """A relative ``tuned_weights`` path is read beside the suite file (a built-in suite's
+    shipped file is found from any working directory); absolute paths stay as given."""
+    if name is None or Path(name).expanduser().is_absolute():
+        return name
+    return str(path.parent / name)
 
 
 UNION_TAGS = ("str", "int", "float", "LossConfig", "PairConfig")
@@ -190,9 +204,11 @@ def _validation_error(path: Path, raw: dict, err: ValidationError) -> UserError:
 
 def _allowed_for(error: dict) -> str:
     kind = error["type"]
+    if error["loc"] and error["loc"][-1] == "teacher_init":
+        return "'trained' (the stored teacher) or 'random' (the random-teacher control)"
     if kind == "extra_forbidden":
         return ("only the fields " + ", ".join(SuiteConfig.model_fields) + " at the top level; "
-                "teacher, student, seeds, weights, hparams, exclude in a pair; label, terms, hparams in a loss")
+                "teacher, student, seeds, weights, hparams, exclude in a pair; label, terms, hparams, teacher_init in a loss")
     if kind.startswith("literal") or "union" in kind:
         return "a number >= 0, 'default' or 'tuned'"
     if "int" in kind:
@@ -226,8 +242,9 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
         return UserError(f"Suite file {path}: field '{field}' is invalid. Given: {given!r}. "
                          f"Allowed: {allowed}. Fix that field and run again.")
 
-    if suite.recipe not in RECIPES:
-        raise fail("recipe", suite.recipe, ", ".join(sorted(RECIPES)))
+    for field, recipe in (("recipe", suite.recipe), ("teacher_recipe", suite.teacher_recipe)):
+        if recipe is not None and recipe not in RECIPES:
+            raise fail(field, recipe, ", ".join(sorted(RECIPES)))
     for i, dataset in enumerate(suite.datasets):
         if dataset not in list_datasets():
             raise fail(f"datasets.{i}", dataset, ", ".join(list_datasets()))

@@ -321,13 +321,16 @@ class Cohort:
         from benchmark.data import load_splits
 
         return load_splits(spec.dataset, self.env.data_dir, val_fraction=spec.val_fraction,
-                           split_seed=spec.split_seed, download=self.env.download)
+                           split_seed=spec.split_seed, download=self.env.download,
+                           train_fraction=spec.train_fraction)
 
     def _prepare_teacher(self, spec: RunSpec, teacher: Optional[nn.Module]):
         import models
-        from benchmark.teachers import TeacherStore
+        from benchmark.teachers import TeacherStore, untrained_teacher
 
         info = self.data.info
+        if teacher is None and spec.teacher_init == "random":  # the random-teacher control
+            teacher = untrained_teacher(spec.teacher_spec(), info.num_classes, info.in_chans)
         if teacher is None:
             teacher, _ = TeacherStore(self.env.store).load(spec.teacher_spec(), info.num_classes,
                                                            info.in_chans, self.device)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -29,7 +29,11 @@ MEMBER_FIELDS = frozenset({"student", "loss", "terms", "hparams"})
 SEED_FIELDS = frozenset({"seed", "teacher_seed"})
 #: Fields a teacher-training run sets itself; the rest it inherits from its student's spec.
 TEACHER_OWN_FIELDS = frozenset({"role", "teacher", "student", "loss", "terms", "hparams", "seed",
-                                "teacher_seed"})
+                                "teacher_seed", "train_fraction", "teacher_recipe"})
+#: Settings added after runs were recorded: left out of a run's identity while they hold their
+#: default, so every run recorded before them keeps its config hash.
+DEFAULT_OMITTED_FIELDS = frozenset({"train_fraction", "teacher_init", "teacher_recipe"})
+
 
 
 def _digest(payload: dict) -> str:
@@ -73,8 +77,13 @@ class RunSpec(BaseModel):
     seed: int
     teacher_seed: int = 0
     recipe: Recipe
+    teacher_recipe: Optional[Recipe] = None  # the teacher's, when not the student's ``recipe``
     val_fraction: float = 0.0
     split_seed: int = 0
+    train_fraction: float = 1.0  # share of the training split a student trains on (teachers: 1)
+    # the teacher distilled from: the stored, trained one, or (the random-teacher control) its
+    # architecture untrained, initialised with torch.manual_seed(teacher_seed)
+    teacher_init: Literal["trained", "random"] = "trained"
     amp: Optional[str] = None
     channels_last: bool = False
 
@@ -90,9 +99,17 @@ class RunSpec(BaseModel):
         return cls(role="teacher", teacher=None, student=arch, loss="teacher",
                    terms=(("ce", 1.0),), hparams=(), seed=seed, teacher_seed=seed, **shared)
 
+    def _dump_without(self, excluded: frozenset) -> dict[str, Any]:
+        """The fields as JSON, less ``excluded`` and the :data:`DEFAULT_OMITTED_FIELDS` that
+        hold their default."""
+        fields = type(self).model_fields
+        at_default = {name for name in DEFAULT_OMITTED_FIELDS
+                      if getattr(self, name) == fields[name].default}
+        return self.model_dump(mode="json", exclude=set(excluded | at_default))
+
     def identity(self) -> dict[str, Any]:
         """The resolved configuration that decides the run's numbers (JSON-ready)."""
-        return self.model_dump(mode="json", exclude=set(NON_IDENTITY_FIELDS))
+        return self._dump_without(NON_IDENTITY_FIELDS)
 
     @property
     def config_hash(self) -> str:
@@ -102,7 +119,7 @@ class RunSpec(BaseModel):
     @property
     def setting_hash(self) -> str:
         """The run's configuration without its seeds: runs of one leaderboard cell share it."""
-        return _digest(self.model_dump(mode="json", exclude=set(NON_IDENTITY_FIELDS | SEED_FIELDS)))
+        return _digest(self._dump_without(NON_IDENTITY_FIELDS | SEED_FIELDS))
 
     def to_json(self) -> str:
         """The full spec as compact JSON (MLflow tag ``kdbench.spec``; :meth:`from_json`)."""
@@ -134,6 +151,7 @@ class RunSpec(BaseModel):
             raise ValueError("a teacher run has no teacher")
         shared = {name: getattr(self, name) for name in type(self).model_fields
                   if name not in TEACHER_OWN_FIELDS}
+        shared["recipe"] = self.teacher_recipe or self.recipe
         return type(self).for_teacher(self.teacher, self.teacher_seed, **shared)
 
     def cohort_key(self) -> tuple:
@@ -283,6 +301,9 @@ def expand_suite(suite: SuiteConfig, options: PlanOptions | None = None) -> list
     """Every student run of the suite (teacher runs are derived with ``teacher_spec``)."""
     options = options or PlanOptions()
     recipe = get_recipe(suite.recipe).scaled_to(options.epochs, options.batch_size)
+    teacher_recipe = (get_recipe(suite.teacher_recipe).scaled_to(options.epochs,
+                                                                 options.batch_size)
+                      if suite.teacher_recipe else None)
     runs = []
     for dataset in suite.datasets:
         for pair in suite.pairs:
@@ -307,8 +328,11 @@ def expand_suite(suite: SuiteConfig, options: PlanOptions | None = None) -> list
                                    teacher=pair.teacher, student=pair.student, loss=loss.label,
                                    terms=terms, hparams=hparams, seed=seed,
                                    teacher_seed=teacher_seed, recipe=recipe,
+                                   teacher_recipe=teacher_recipe,
                                    val_fraction=suite.val_fraction, split_seed=suite.split_seed,
-                                   amp=options.amp, channels_last=options.channels_last)
+                                   train_fraction=suite.student_train_fraction,
+                                   teacher_init=loss.teacher_init, amp=options.amp,
+                                   channels_last=options.channels_last)
                     runs.append(spec)
     _check_only(options.only, runs, suite.name)
     return [spec for spec in runs if _matches(spec, options.only)]
@@ -329,10 +353,11 @@ def group_cohorts(runs: Iterable[RunSpec]) -> list[Cohort]:
 
 
 def teacher_specs(runs: Iterable[RunSpec]) -> list[RunSpec]:
-    """The distinct teacher-training runs that the student runs need."""
+    """The distinct teacher-training runs that the student runs need (an untrained teacher,
+    ``teacher_init: random``, needs none)."""
     seen: dict[str, RunSpec] = {}
     for spec in runs:
-        if spec.teacher is not None:
+        if spec.teacher is not None and spec.teacher_init == "trained":
             teacher = spec.teacher_spec()
             seen.setdefault(teacher.config_hash, teacher)
     return list(seen.values())

@@ -39,6 +39,18 @@ def teacher_spec_for(arch: str, dataset: str, recipe: str = "crd-cifar", seed: i
                                recipe=get_recipe(recipe).scaled_to(epochs, batch_size))
 
 
+def untrained_teacher(spec: RunSpec, num_classes: int, in_chans: int) -> torch.nn.Module:
+    """The random-teacher control's teacher: ``spec.student`` (the teacher's architecture) as
+    initialised under ``torch.manual_seed(spec.seed)``, never trained and never stored. The
+    caller's RNG state is left as it was, so the students' initialisation does not move."""
+    import models
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = models.create_model(spec.student, num_classes=num_classes, in_chans=in_chans)
+    return model.eval().requires_grad_(False)
+
+
 class TeacherStore:
     """Teachers on disk, keyed by their training run's config hash."""
 

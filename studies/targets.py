@@ -111,8 +111,12 @@ def _pinned_hparams(spec: RunSpec) -> dict[str, tuple[str, ...]]:
 
 
 def _kept(spec: RunSpec, selection: TargetFilter) -> bool:
+    """Whether the filter keeps the row; the random-teacher control only when named (it uses
+    its method's tuned weight: the entry of its term, ``kd``)."""
     checks = ((selection.datasets, spec.dataset), (selection.teachers, spec.teacher),
               (selection.students, spec.student), (selection.losses, spec.loss))
+    if spec.teacher_init == "random" and spec.loss not in selection.losses:
+        return False
     return all(not wanted or value in wanted for wanted, value in checks)
 
 

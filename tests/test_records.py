@@ -89,7 +89,8 @@ OTHER_VALUES = {
     "student": "digits_resnet_tiny", "loss": "kd", "terms": (("ce", 0.1), ("kd", 0.9)),
     "hparams": (("sp", (("layers", "last"),)),), "seed": 1, "teacher_seed": 1,
     "recipe": get_recipe("digits").scaled_to(epochs=2), "val_fraction": 0.1, "split_seed": 3,
-    "amp": "bf16", "channels_last": True,
+    "amp": "bf16", "channels_last": True, "compile": True, "train_fraction": 0.2,
+    "teacher_init": "random", "teacher_recipe": get_recipe("digits-labelled"),
 }
 
 
@@ -135,7 +136,7 @@ def _log(tracker: Tracker, spec: RunSpec, value: float, weights: str = "") -> st
 
 @pytest.fixture()
 def digits_store(tmp_path):
-    """The digits suite's student runs (seeds 0-2) and teacher with known accuracies."""
+    """The digits suite's student runs (seeds 0-4) and teacher with known accuracies."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri)
     specs = expand_suite(load_suite("digits"))
@@ -158,7 +159,7 @@ def test_scaled_and_reweighted_runs_never_change_the_protocol_cell(digits_store,
     tracker, uri, specs, values = digits_store
     before = write_leaderboard("digits", uri, tmp_path / "before", formats="csv").board
     sp_cell = _cell(before, "sp", "digits_cnn_small")
-    assert sp_cell.summary.n == 3
+    assert sp_cell.summary.n == 5
 
     seed0 = next(s for s in specs if s.loss == "sp" and s.seed == 0
                  and s.student == "digits_cnn_small")
@@ -169,9 +170,10 @@ def test_scaled_and_reweighted_runs_never_change_the_protocol_cell(digits_store,
 
     after = write_leaderboard("digits", uri, tmp_path / "after", formats="csv").board
     cell = _cell(after, "sp", "digits_cnn_small")
-    assert cell.values == sp_cell.values and cell.summary.n == 3
+    assert cell.values == sp_cell.values and cell.summary.n == 5
     assert cell.config.setting_hash == seed0.setting_hash
-    assert "sp=3000" in cell.config.weights and "20 ep" in cell.config.recipe
+    assert f"sp={seed0.term_weights['sp']:g}" in cell.config.weights
+    assert "30 ep" in cell.config.recipe
     reasons = [r.reason for r in after.tables[0].excluded]
     assert any(r.startswith("other configuration (2 ep, scaled)") for r in reasons)
     assert any(r.startswith("other configuration (w=1000)") for r in reasons)
@@ -229,7 +231,7 @@ def test_runner_skips_exactly_the_counted_runs(digits_store, tmp_path):
     assert len(plan.done) == len(specs) and not plan.todo
     scaled = make_plan(load_suite("digits"), PlanOptions(epochs=2, seeds=[0]),
                        RunOptions(store=str(tmp_path)), tracker)
-    assert not scaled.done and len(scaled.todo) == len(specs) // 3
+    assert not scaled.done and len(scaled.todo) == len(specs) // 5
 
 
 def test_records_from_mlflow_carry_the_spec(digits_store):

@@ -51,8 +51,9 @@ def test_targets_follow_the_suite_with_a_held_out_split():
     suite = load_suite("digits")
     targets = select_targets(suite, TargetFilter())
     labels = {t.loss for t in targets}
-    assert labels == {"kd", "fitnet", "at", "sp", "rkd", "crd"}  # the 'student' baseline skipped
-    assert len(targets) == 6 * len(suite.pairs)
+    # the 'student' baseline and the random-teacher control (it takes KD's weight) skipped
+    assert labels == {"kd", "fitnet", "at", "sp", "rkd", "crd", "label_smoothing"}
+    assert len(targets) == 7 * len(suite.pairs)
     assert all(t.base.val_fraction == 0.1 and t.base.seed == suite.seeds[0] for t in targets)
     kd = next(t for t in targets if t.loss == "kd")
     assert kd.terms == ("kd",) and kd.base.term_weights["ce"] == 0.1
@@ -158,11 +159,11 @@ def test_budget_is_recorded_and_a_different_schedule_refused():
     study = optuna.create_study()
     record_budget(study, budget, target)
     attrs = study.user_attrs
-    assert (attrs["trials"], attrs["epochs"], attrs["recipe"], attrs["loss"]) == (6, 20,
-                                                                                "digits", "sp")
+    assert (attrs["trials"], attrs["epochs"], attrs["recipe"], attrs["loss"]) == (
+        6, 30, "digits-labelled", "sp")
     record_budget(study, StudyBudget(**{**budget.attrs(), "trials": 9}), target)
     assert study.user_attrs["trials"] == 9  # a budget may grow
-    with pytest.raises(UserError, match="epochs=20"):
+    with pytest.raises(UserError, match="epochs=30"):
         record_budget(study, StudyBudget(**{**budget.attrs(), "epochs": 5}), target)
 
 

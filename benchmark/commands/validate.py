@@ -52,7 +52,8 @@ def validate_command(args) -> int:
         raise UserError(f"The plugin {args.loss_file} registers '{BASELINE}', the baseline "
                         "itself. Give the new loss its own name with @register_loss('name').")
     check_test_options(args.test, args.delta)
-    suite = load_suite(args.suite)
+    # Validation tunes into ./tuned_weights.yaml, never into a suite's shipped weights file.
+    suite = load_suite(args.suite).model_copy(update={"tuned_weights": None})
     tuned = bool(args.tune_trials)
     if tuned:  # the same studies and tuned-weights file as `kdbench tune SUITE --loss sp,NEW`
         check_device(options)

@@ -52,18 +52,37 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def load_splits(name: str, data_dir: str | Path | None, *, val_fraction: float = 0.1,
-                split_seed: int = 0, download: bool = False) -> Splits:
-    """Load data set ``name`` from ``data_dir``: train, seeded val held out of train, and test."""
+                split_seed: int = 0, download: bool = False,
+                train_fraction: float = 1.0) -> Splits:
+    """Load data set ``name`` from ``data_dir``: train, seeded val held out of train, and test.
+
+    ``train_fraction`` < 1 keeps a seeded, class-stratified share of the training split (after
+    the val split is held out): a student that trains on a small labelled part of what its
+    teacher saw. Val and test are unchanged by it."""
     spec = _spec(name)
     if not 0.0 <= float(val_fraction) < 1.0:
         raise user_error(f"val_fraction must be at least 0 and below 1, got {val_fraction}",
                          f"data set '{name}'", "Use e.g. 0.1 (10% of train), or 0 for no val split")
+    if not 0.0 < float(train_fraction) <= 1.0:
+        raise user_error(f"train_fraction must be above 0 and at most 1, got {train_fraction}",
+                         f"data set '{name}'", "Use e.g. 0.1 (10% of train), or 1 for all of it")
     root = Path(data_dir).expanduser() if data_dir is not None else None
     train_pool, test = spec.load(root, bool(download))
-    if val_fraction == 0:
-        return Splits(train_pool, None, test, spec.describe())
-    kept, held = stratified_holdout(train_pool.labels, float(val_fraction), split_seed)
-    return Splits(train_pool.subset(kept), train_pool.subset(held), test, spec.describe())
+    train, val = train_pool, None
+    if val_fraction > 0:
+        kept, held = stratified_holdout(train_pool.labels, float(val_fraction), split_seed)
+        train, val = train_pool.subset(kept), train_pool.subset(held)
+    return Splits(labelled_part(train, train_fraction, split_seed), val, test, spec.describe())
+
+
+def labelled_part(train: SplitData, fraction: float, seed: int) -> SplitData:
+    """A seeded, class-stratified ``fraction`` of ``train`` (all of it when ``fraction`` is 1):
+    the part :func:`stratified_holdout` would hold out at that fraction, so each class keeps its
+    share (largest-remainder rounding)."""
+    if float(fraction) >= 1.0:
+        return train
+    _, part = stratified_holdout(train.labels, float(fraction), seed)
+    return train.subset(part)
 
 
 def _spec(name: str) -> DatasetSpec:
