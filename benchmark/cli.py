@@ -16,7 +16,7 @@ from benchmark.errors import UserError
 
 # Sub-command modules, in the order ``kdbench --help`` lists them.
 COMMANDS = ["run", "perf", "teachers", "models", "tune", "studies", "leaderboard", "validate",
-            "probe"]
+            "probe", "check_fast_path"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,9 +2,10 @@
 
 Students that share a dataset, teacher, seed and recipe train together from one data stream:
 each batch is augmented once and the teacher's forward runs once (eval mode, under
-``torch.inference_mode``), feeding every student. Each student (a :class:`Member`) has its own
-model, loss terms, optimizer, schedule and RNG state, so a cohort's results are identical to
-training each student alone. Teacher-training runs are cohorts without a teacher.
+``torch.no_grad``, its tapped features used as they are, not copied), feeding every student.
+Each student (a :class:`Member`) has its own model, loss terms, optimizer, schedule and RNG
+state, so a cohort's results are identical to training each student alone. Teacher-training
+runs are cohorts without a teacher.
 
 After every epoch each member writes an atomic checkpoint (model, optimizer, scheduler, loss
 state such as CRD's memory banks, RNG state, metric history), then logs the epoch's metrics; a
@@ -27,6 +28,7 @@ import torch
 from torch import nn
 
 from benchmark.checkpoint import load_checkpoint, save_checkpoint
+from benchmark.fast_path import compile_model
 from benchmark.heads import HeadedStudent
 from benchmark.plan import RunSpec, mlflow_name
 from benchmark.stages import PretrainStage, run_pretraining
@@ -135,12 +137,16 @@ class Member:
         self.model = model.to(self.device)
         self.extractor = models.FeatureExtractor(self.model, self.loss.student_tap_names)
         self.head = HeadedStudent.for_member(self)  # a loss that classifies the student (SimKD)
+        if spec.compile:  # the fast path: hook-free parts compiled, the taps' hooks eager
+            compile_model(self.model, self.device)
         params = [p for p in self.model.parameters() if p.requires_grad]
         params += list(self.loss.trainable_parameters())
         recipe = spec.recipe
+        # foreach: one multi-tensor kernel per update instead of a Python loop over parameters;
+        # the same element-wise arithmetic, bit for bit (tests/test_engine_golden.py).
         self.optimizer = torch.optim.SGD(params, lr=spec.lr, momentum=recipe.momentum,
                                          weight_decay=recipe.weight_decay,
-                                         nesterov=recipe.nesterov)
+                                         nesterov=recipe.nesterov, foreach=True)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=list(recipe.milestones), gamma=recipe.gamma)
         self.stage = PretrainStage.for_member(self)  # AB/FT/FSP pre-training, else None
@@ -315,6 +321,8 @@ class Cohort:
             taps = sorted({t for m in self.members for t in m.loss.teacher_tap_names})
             self.teacher_taps = taps
             self.teacher_extractor = models.FeatureExtractor(self.teacher, taps)
+            if first.compile:  # after the taps' hooks: they stay outside the compiled graphs
+                compile_model(self.teacher, self.device)
 
     # ----- setup -----
     def _load_data(self, spec: RunSpec):
@@ -361,10 +369,11 @@ class Cohort:
     def teacher_features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.teacher_extractor is None:
             return {}
-        with torch.inference_mode(), autocast_for(self.device, self.specs[0].amp):
+        # no_grad, not inference_mode: its outputs are ordinary tensors that losses may save for
+        # backward, so no copy of every tapped feature per step (the same kernels, bit for bit).
+        with torch.no_grad(), autocast_for(self.device, self.specs[0].amp):
             feats = self.teacher_extractor(images)
-        # Inference tensors cannot be saved for backward; normal copies can.
-        return {name: feats[name].clone() for name in self.teacher_taps}
+        return {name: feats[name] for name in self.teacher_taps}
 
     def run(self) -> list[RunResult]:
         """Train every member to the recipe's last epoch; returns one result per spec."""

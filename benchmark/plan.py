@@ -32,7 +32,7 @@ TEACHER_OWN_FIELDS = frozenset({"role", "teacher", "student", "loss", "terms", "
                                 "teacher_seed", "train_fraction", "teacher_recipe"})
 #: Settings added after runs were recorded: left out of a run's identity while they hold their
 #: default, so every run recorded before them keeps its config hash.
-DEFAULT_OMITTED_FIELDS = frozenset({"train_fraction", "teacher_init", "teacher_recipe"})
+DEFAULT_OMITTED_FIELDS = frozenset({"train_fraction", "teacher_init", "teacher_recipe", "compile"})
 
 
 
@@ -86,6 +86,7 @@ class RunSpec(BaseModel):
     teacher_init: Literal["trained", "random"] = "trained"
     amp: Optional[str] = None
     channels_last: bool = False
+    compile: bool = False  # torch.compile of student and teacher (same math, not bitwise)
 
     @field_validator("teacher", "student")
     @classmethod
@@ -217,6 +218,7 @@ class PlanOptions:
     only: dict[str, set[str]] = field(default_factory=dict)
     amp: Optional[str] = None
     channels_last: bool = False
+    compile: bool = False
 
 
 def parse_only(text: Optional[str]) -> dict[str, set[str]]:
@@ -332,7 +334,8 @@ def expand_suite(suite: SuiteConfig, options: PlanOptions | None = None) -> list
                                    val_fraction=suite.val_fraction, split_seed=suite.split_seed,
                                    train_fraction=suite.student_train_fraction,
                                    teacher_init=loss.teacher_init, amp=options.amp,
-                                   channels_last=options.channels_last)
+                                   channels_last=options.channels_last,
+                                   compile=options.compile)
                     runs.append(spec)
     _check_only(options.only, runs, suite.name)
     return [spec for spec in runs if _matches(spec, options.only)]

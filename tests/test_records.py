@@ -104,14 +104,14 @@ def test_every_field_but_the_members_own_joins_the_cohort_key(name):
 
 
 def test_a_new_field_joins_the_cohort_key_and_the_teacher_spec_by_itself():
-    class WithCompile(RunSpec):
-        compile: bool = False
+    class WithNewSetting(RunSpec):  # a setting RunSpec does not have (yet)
+        new_setting: bool = False
 
     fields = {k: getattr(_spec(), k) for k in RunSpec.model_fields}
-    plain, compiled = WithCompile(**fields), WithCompile(**fields, compile=True)
-    assert plain.cohort_key() != compiled.cohort_key()
-    assert plain.config_hash != compiled.config_hash
-    assert compiled.teacher_spec().compile is True  # inherited, not hand-copied
+    plain, changed = WithNewSetting(**fields), WithNewSetting(**fields, new_setting=True)
+    assert plain.cohort_key() != changed.cohort_key()
+    assert plain.config_hash != changed.config_hash
+    assert changed.teacher_spec().new_setting is True  # inherited, not hand-copied
 
 
 def test_teacher_spec_has_one_constructor():

@@ -65,8 +65,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--amp", choices=["bf16"], default=None, help="bf16 autocast")
     parser.add_argument("--channels-last", action="store_true",
                         help="channels_last memory format for models and batches")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile student and teacher (CUDA: mode=reduce-overhead, "
+                             "CUDA graphs); same math, not bitwise; labelled in the leaderboard")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the plan (runs, cohorts, already done, cost) and stop")
+    parser.add_argument("--estimate", action="store_true",
+                        help="with --dry-run: estimate the wall time on this device from a few "
+                             "measured training steps of each cohort shape (GPU-hours on CUDA, "
+                             "CPU-hours otherwise; benchmark/estimate.py)")
     parser.add_argument("--no-leaderboard", action="store_true",
                         help="do not write the leaderboard at the end")
     add_common_run_options(parser, default_jobs="auto")
@@ -143,7 +150,7 @@ def run_command(args) -> int:
     check_device(options)
     plan_options = PlanOptions(seeds=args.seeds, epochs=args.epochs, batch_size=args.batch_size,
                                only=parse_only(args.only), amp=args.amp,
-                               channels_last=args.channels_last)
+                               channels_last=args.channels_last, compile=args.compile)
     if plan_options.seeds is not None:
         from benchmark.config import validate_seeds
         from benchmark.errors import UserError
@@ -156,12 +163,14 @@ def run_command(args) -> int:
     plan = make_plan(suite, plan_options, options, tracker)
     print(describe_plan(plan) if args.dry_run else describe_plan(plan).splitlines()[0])
     if args.dry_run:
+        if args.estimate:
+            _print_estimate(plan, options)
         return 0
     outcome = execute(plan, options, tracker)
     print_summary(outcome)
     if not args.no_leaderboard:
-        overridden = any(r.scaled for r in plan.runs) or bool(plan_options.amp
-                                                               or plan_options.channels_last)
+        overridden = any(r.scaled for r in plan.runs) or bool(
+            plan_options.amp or plan_options.channels_last or plan_options.compile)
         write_suite_leaderboard(suite.name, options.tracking_uri, suite_file=args.suite,
                                 all_configs=overridden)
     return 1 if outcome.failed else 0
@@ -180,3 +189,17 @@ def write_suite_leaderboard(suite: str, tracking_uri, suite_file: str | None = N
     print(result.markdown)
     where = ", ".join(str(p) for p in result.paths.values())
     print(f"\nLeaderboard written to: {where}")
+
+
+def _print_estimate(plan, options) -> None:
+    """``--dry-run --estimate``: measured warm-up steps of each cohort shape, then the hours."""
+    import sys
+
+    from benchmark.estimate import describe_estimates, estimate_plan
+    from benchmark.runner import resolve_device
+
+    device = resolve_device(options.device)
+    teachers, _, cohorts = estimate_plan(plan, device, data_dir=options.data_dir,
+                                         log=lambda line: print(line, file=sys.stderr,
+                                                                flush=True))
+    print(describe_estimates(teachers, cohorts, device))
