@@ -35,21 +35,45 @@ def exit_code(err: BaseException) -> int:
     return EXIT_SIGTERM if isinstance(err, Terminated) else EXIT_SIGINT
 
 
-def _raise_terminated(signum, frame) -> None:
-    raise Terminated()
+_EXCEPTIONS = {signal.SIGTERM: Terminated, signal.SIGINT: KeyboardInterrupt}
+_deferral = {"depth": 0, "pending": None}
+
+
+def _raise_for(signum, frame) -> None:
+    """The handler: raise the signal's exception now, or after the critical section."""
+    if _deferral["depth"]:
+        _deferral["pending"] = _deferral["pending"] or _EXCEPTIONS[signum]
+        return
+    raise _EXCEPTIONS[signum]()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A critical section (a write to the tracking store): an interrupt arriving inside it is
+    raised when it ends, so a database transaction is never torn by it."""
+    _deferral["depth"] += 1
+    try:
+        yield
+    finally:
+        _deferral["depth"] -= 1
+        pending = _deferral["pending"]
+        if _deferral["depth"] == 0 and pending is not None:
+            _deferral["pending"] = None
+            raise pending()
 
 
 @contextlib.contextmanager
 def handling_signals(sigint: bool = True) -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` (and, with ``sigint``, SIGINT raises
-    KeyboardInterrupt) inside the block; the previous handlers come back after it. A no-op
-    outside the main thread, where Python cannot install handlers."""
+    KeyboardInterrupt) inside the block, deferred past :func:`deferred` sections; the previous
+    handlers come back after it. A no-op outside the main thread, where Python cannot install
+    handlers."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_terminated)}
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_for)}
     if sigint:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, _raise_for)
     try:
         yield
     finally:

@@ -281,9 +281,8 @@ def _train_claimed(specs: list[RunSpec], suite: str, options: RunOptions, tracke
     try:
         results = train_cohort(specs, env)
     except KeyboardInterrupt as err:  # SIGINT or SIGTERM: close the runs, keep the checkpoints
-        reason = f"interrupted by {signal_name(err)}; the next run resumes it"
-        for run_id in run_ids.values():
-            tracker.finish(run_id, Status.KILLED, reason=reason)
+        _mark_killed(tracker, run_ids.values(),
+                     f"interrupted by {signal_name(err)}; the next run resumes it")
         raise
     except Exception as err:  # the cohort could not even start: every run fails with the reason
         results = [RunResult(s, "FAILED", reason=_reason(err), run_id=run_ids[s.config_hash])
@@ -293,6 +292,20 @@ def _train_claimed(specs: list[RunSpec], suite: str, options: RunOptions, tracke
         if result.status == "FINISHED":
             remove_checkpoint(Store(options.store).checkpoint(result.spec.config_hash))
     return results
+
+
+def _mark_killed(tracker, run_ids, reason: str) -> None:
+    """KILLED with the reason; a store that cannot be written now (a second interrupt, a lost
+    server) leaves the run RUNNING: its lease expires and the next driver resumes it anyway."""
+    from benchmark.interrupts import deferred
+
+    with deferred():  # a second Ctrl-C waits until the runs are closed
+        for run_id in run_ids:
+            try:
+                tracker.finish(run_id, Status.KILLED, reason=reason)
+            except Exception as err:
+                print(f"kdbench: could not mark run {run_id} KILLED ({err}); the next run "
+                      "resumes it all the same.", file=sys.stderr)
 
 
 def record_stored_teachers(plan: Plan, options: RunOptions, tracker) -> None:

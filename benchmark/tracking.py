@@ -170,13 +170,18 @@ class Tracker:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        if self._lock_path is None:
-            yield
-            return
-        from benchmark.locks import exclusive_lock
+        """One write or read of the store at a time (SQLite), and never torn by an interrupt
+        (:func:`benchmark.interrupts.deferred`)."""
+        from benchmark.interrupts import deferred
 
-        with exclusive_lock(self._lock_path):
-            yield
+        with deferred():
+            if self._lock_path is None:
+                yield
+                return
+            from benchmark.locks import exclusive_lock
+
+            with exclusive_lock(self._lock_path):
+                yield
 
     def experiment_id(self, suite: str, create: bool = True) -> Optional[str]:
         with self._locked():

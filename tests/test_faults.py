@@ -335,3 +335,20 @@ def test_a_crash_while_the_leaderboard_is_written_leaves_whole_files(reference, 
         write_leaderboard("faults", uri, out, formats="md,csv", suite_file=str(suite))
     for name, path in first.paths.items():
         assert path.read_bytes() == before[name]  # old or new, never torn
+
+
+def test_an_interrupt_inside_a_store_write_is_raised_when_the_write_ends():
+    from benchmark.interrupts import Terminated, deferred, handling_signals
+
+    steps = []
+    with handling_signals(), pytest.raises(Terminated):
+        with deferred():  # what Tracker holds around every MLflow call
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)  # the handler has run by now, and did not raise here
+            steps.append("write finished")
+    assert steps == ["write finished"]
+    with handling_signals(), pytest.raises(KeyboardInterrupt):  # outside a write: at once
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        steps.append("not reached")
+    assert steps == ["write finished"]
