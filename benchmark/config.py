@@ -79,6 +79,9 @@ class SuiteConfig(BaseModel):
     student_train_fraction: float = Field(default=1.0, gt=0.0, le=1.0)
     hparams: dict[str, dict[str, Any]] = Field(default_factory=dict)
     tuned_weights: Optional[str] = None
+    # term -> (low, high): where `kdbench tune` searches that term's weight (log-uniform),
+    # instead of the loss class's range (by default [default/10, default*10]).
+    weight_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
     @field_validator("seeds", "cross_family_seeds", "teacher_seeds")
     @classmethod
@@ -281,3 +284,8 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
     for term in suite.hparams:
         if term not in known and not is_loss(term):
             raise fail(f"hparams.{term}", term, ", ".join(sorted(known)))
+    for term, (low, high) in suite.weight_ranges.items():
+        if term not in known and not is_loss(term):
+            raise fail(f"weight_ranges.{term}", term, ", ".join(sorted(known)))
+        if not 0 < low < high:
+            raise fail(f"weight_ranges.{term}", [low, high], "[low, high] with 0 < low < high")

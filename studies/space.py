@@ -2,8 +2,8 @@
 
 A study tunes the *method* term(s) of one leaderboard label: for ``sp`` the SP weight, for
 ``sp+kd`` the SP weight (KD keeps its protocol weight), for ``kd`` the KD weight. Each weight is
-searched log-uniformly over the class's ``search_weight_range()`` (``weight_range`` or
-[default/10, default*10]). ``--space full`` adds the term's declared hyperparameters
+searched log-uniformly over the suite's ``weight_ranges`` entry for it, else the class's
+``search_weight_range()`` (``weight_range`` or [default/10, default*10]). ``--space full`` adds the term's declared hyperparameters
 (``hparams: {name: HParam(default, low, high, log)}``, e.g. KD's T, CRD's tau), except those the
 suite pins to a value (digits pins CRD's K because the data set is too small for the default).
 """
@@ -50,8 +50,10 @@ def tuned_terms(terms: Iterable[str]) -> list[str]:
 
 
 def search_space(terms: Iterable[str], space: str = "weight",
-                 pinned: Mapping[str, Iterable[str]] | None = None) -> list[SearchParam]:
-    """The parameters searched for ``terms``; ``pinned[term]`` lists hparams kept fixed."""
+                 pinned: Mapping[str, Iterable[str]] | None = None,
+                 ranges: Mapping[str, tuple[float, float]] | None = None) -> list[SearchParam]:
+    """The parameters searched for ``terms``; ``pinned[term]`` lists hparams kept fixed;
+    ``ranges[term]`` (a suite's ``weight_ranges``) replaces the class's weight range."""
     from benchmark.errors import user_error
     from losses import loss_class
 
@@ -62,7 +64,7 @@ def search_space(terms: Iterable[str], space: str = "weight",
     params = []
     for term in terms:
         cls = loss_class(term)
-        low, high = cls.search_weight_range()
+        low, high = (ranges or {}).get(term) or cls.search_weight_range()
         params.append(SearchParam(term, "weight", float(low), float(high), log=True))
         if space == "full":
             params += [SearchParam(term, name, hp.low, hp.high, log=hp.log,

@@ -32,6 +32,7 @@ class TuneTarget:
     terms: tuple[str, ...]  # the tuned terms
     base: RunSpec
     pinned: dict = field(default_factory=dict)  # term -> hparams the suite fixes
+    ranges: dict = field(default_factory=dict)  # term -> (low, high) the suite searches
 
     def study_name(self, prefix: Optional[str] = None) -> str:
         prefix = prefix or f"kdbench-{self.suite}"
@@ -97,7 +98,9 @@ def select_targets(suite: SuiteConfig, selection: TargetFilter, *, epochs: Optio
             continue
         targets[key] = TuneTarget(suite=suite.name, dataset=spec.dataset, teacher=spec.teacher,
                                   student=spec.student, loss=spec.loss, terms=terms, base=spec,
-                                  pinned=_pinned_hparams(spec))
+                                  pinned=_pinned_hparams(spec),
+                                  ranges={t: tuple(r) for t, r in suite.weight_ranges.items()
+                                          if t in terms})
     if not targets:
         raise user_error("the selection leaves nothing to tune",
                          f"suite '{suite.name}' with {_describe(selection)}",

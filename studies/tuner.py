@@ -105,7 +105,7 @@ def optimize_study(target: TuneTarget, settings: TuneSettings, options: RunOptio
 
     study = open_study(target, settings, name)
     lock = functools.partial(study_lock, settings.storage)
-    space = search_space(target.terms, settings.space, target.pinned)
+    space = search_space(target.terms, settings.space, target.pinned, target.ranges)
     runs = StudyRuns(open_tracker(options.tracking_uri), study, target,
                      storage_url(settings.storage))
     runs.open_parent(lock())

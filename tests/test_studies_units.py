@@ -214,3 +214,23 @@ def test_bad_tune_input_exits_2(tmp_path, capsys, argv, needle):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(argv + (["--store", str(tmp_path)] if argv[0] == "tune" else [])) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_a_suite_weight_range_replaces_the_class_range(tmp_path):
+    from benchmark.config import load_suite
+    from benchmark.errors import UserError
+    from studies.space import search_space
+    from studies.targets import TargetFilter, select_targets
+
+    [sp] = search_space(["sp"], ranges={"sp": (1.0, 3000.0)})
+    assert (sp.low, sp.high) == (1.0, 3000.0)
+    [default] = search_space(["sp"])
+    assert (default.low, default.high) == (300.0, 30000.0)  # [default/10, default*10]
+    targets = select_targets(load_suite("digits"), TargetFilter(losses=["sp", "kd"]))
+    assert {t.loss: t.ranges for t in targets} == {"sp": {"sp": (1.0, 3000.0)}, "kd": {}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nrecipe: digits\ndatasets: [digits]\npairs:\n"
+                   "  - {teacher: digits_cnn_large, student: digits_cnn_small}\n"
+                   "losses: [sp]\nseeds: [0]\nweight_ranges: {sp: [10, 1]}\n")
+    with pytest.raises(UserError, match="weight_ranges.sp"):
+        load_suite(str(bad))
