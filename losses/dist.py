@@ -25,11 +25,6 @@ class DISTLoss(DistillLoss):
     }
     logit_host = True
 
-    def __init__(self, student_taps, teacher_taps, context=None, **config):
-        super().__init__(student_taps, teacher_taps, context, **config)
-        self.use_student_tap(LOGITS)
-        self.use_teacher_tap(LOGITS)
-
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         return functional.dist(student_feats[LOGITS], teacher_feats[LOGITS],
                                self.config["beta"], self.config["gamma"], self.config["tau"])

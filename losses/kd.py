@@ -18,10 +18,5 @@ class KDLoss(DistillLoss):
     hparams = {"T": HParam(4.0, 1.0, 16.0, log=True)}
     logit_host = True
 
-    def __init__(self, student_taps, teacher_taps, context=None, **config):
-        super().__init__(student_taps, teacher_taps, context, **config)
-        self.use_student_tap(LOGITS)
-        self.use_teacher_tap(LOGITS)
-
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         return functional.kd(student_feats[LOGITS], teacher_feats[LOGITS], self.temperature())

@@ -24,11 +24,6 @@ class NKDLoss(DistillLoss):
     needs_labels = True
     logit_host = True
 
-    def __init__(self, student_taps, teacher_taps, context=None, **config):
-        super().__init__(student_taps, teacher_taps, context, **config)
-        self.use_student_tap(LOGITS)
-        self.use_teacher_tap(LOGITS)
-
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         return functional.nkd(student_feats[LOGITS], teacher_feats[LOGITS],
                               self.require(labels, "labels"), self.temperature(),

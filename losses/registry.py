@@ -134,7 +134,8 @@ class DistillLoss(nn.Module):
     needs_indices: ClassVar[bool] = False
     needs_context: ClassVar[bool] = False
     needs_teacher: ClassVar[bool] = False
-    #: a loss on logits that modifiers (``@ls``, ``@ctkd``) may wrap
+    #: a loss on logits that modifiers (``@ls``, ``@ctkd``) may wrap; it reads the ``logits``
+    #: tap of both networks (the base class records them)
     logit_host: ClassVar[bool] = False
     #: trains only in its pre-training stage, not in the main training
     stage_only: ClassVar[bool] = False
@@ -166,6 +167,9 @@ class DistillLoss(nn.Module):
         self.teacher_tap_names: list[str] = []
         self.epoch = 0
         self.temperature_override = None  # a modifier's temperature (CTKD), called per forward
+        if self.logit_host:
+            self.use_student_tap(LOGITS)
+            self.use_teacher_tap(LOGITS)
 
     @classmethod
     def describe(cls) -> str:

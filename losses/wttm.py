@@ -21,11 +21,6 @@ class WTTMLoss(DistillLoss):
     hparams = {"gamma": HParam(0.1, 0.05, 1.0, log=True)}
     logit_host = True
 
-    def __init__(self, student_taps, teacher_taps, context=None, **config):
-        super().__init__(student_taps, teacher_taps, context, **config)
-        self.use_student_tap(LOGITS)
-        self.use_teacher_tap(LOGITS)
-
     def forward(self, student_feats, teacher_feats, labels=None, indices=None):
         return functional.wttm(student_feats[LOGITS], teacher_feats[LOGITS],
                                self.config["gamma"])
