@@ -366,6 +366,15 @@ class Cohort:
         return train, evals
 
     # ----- the loop -----
+    def batches(self, loader) -> Iterator[tuple[Any, torch.Tensor, dict[str, torch.Tensor]]]:
+        """``(batch, images in the run's memory format, teacher features)`` for each batch: one
+        teacher forward shared by every member (main training and pre-training stages)."""
+        for batch in loader:
+            images = batch.images
+            if self.specs[0].channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            yield batch, images, self.teacher_features(images)
+
     def teacher_features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         if self.teacher_extractor is None:
             return {}
@@ -427,11 +436,7 @@ class Cohort:
             member.loss.set_epoch(epoch)  # schedules (DKD's, ReviewKD's warm-up)
         start = time.perf_counter()
         images_seen = 0
-        for batch in loader:
-            images = batch.images
-            if self.specs[0].channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            teacher_feats = self.teacher_features(images)
+        for batch, images, teacher_feats in self.batches(loader):
             for member in active:
                 if member.failed is not None:
                     continue

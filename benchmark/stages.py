@@ -148,11 +148,7 @@ def _stage_epoch(cohort, active, loader, k: int) -> None:
     for member in active:
         member.stage.begin_epoch()
     start = time.perf_counter()
-    for batch in loader:
-        images = batch.images
-        if cohort.specs[0].channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        teacher_feats = cohort.teacher_features(images)
+    for batch, images, teacher_feats in cohort.batches(loader):
         for member in active:
             if member.failed is None:
                 try:
