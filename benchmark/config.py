@@ -19,6 +19,9 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 
 from benchmark.errors import UserError
 
+#: the row every loss is tested against unless a suite names its own ``baselines``
+DEFAULT_BASELINE = "sp"
+
 WeightValue = Union[float, Literal["default", "tuned"]]
 
 
@@ -82,6 +85,9 @@ class SuiteConfig(BaseModel):
     # term -> (low, high): where `kdbench tune` searches that term's weight (log-uniform),
     # instead of the loss class's range (by default [default/10, default*10]).
     weight_ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # the rows each loss is tested against, one leaderboard per baseline: the first in
+    # results/<suite>/, each further one in results/<suite>/against-<baseline>/
+    baselines: list[str] = Field(default_factory=lambda: [DEFAULT_BASELINE], min_length=1)
 
     @field_validator("seeds", "cross_family_seeds", "teacher_seeds")
     @classmethod
@@ -289,3 +295,9 @@ def check_names(suite: SuiteConfig, path: Path) -> None:
             raise fail(f"weight_ranges.{term}", term, ", ".join(sorted(known)))
         if not 0 < low < high:
             raise fail(f"weight_ranges.{term}", [low, high], "[low, high] with 0 < low < high")
+    rows = ["student", *(loss.label for loss in parsed)]
+    given = suite.baselines if "baselines" in suite.model_fields_set else []  # the default
+    for i, baseline in enumerate(given):  # may be absent: its tables then say so
+        if baseline not in rows or suite.baselines.index(baseline) != i:
+            raise fail(f"baselines.{i}", baseline, "distinct row labels of this suite: "
+                       + ", ".join(dict.fromkeys(rows)))

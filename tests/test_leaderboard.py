@@ -328,3 +328,22 @@ def test_cli_rejects_an_unknown_format(store, tmp_path, monkeypatch, capsys):
     assert cli.main(["leaderboard", SUITE, "--tracking-uri", store, "--out", str(tmp_path),
                      "--format", "md,pdf"]) == 2
     assert "pdf" in capsys.readouterr().err
+
+
+def test_one_table_per_suite_baseline_the_first_at_the_top(store, tmp_path, monkeypatch):
+    from benchmark.leaderboard import write as write_module
+    from benchmark.leaderboard import write_leaderboards
+
+    monkeypatch.setattr(write_module, "suite_baselines", lambda name: ["kd", "sp"])
+    first, second = write_leaderboards(SUITE, store, tmp_path, formats="md,csv")
+    assert (first.board.baseline, second.board.baseline) == ("kd", "sp")
+    assert first.paths["csv"] == tmp_path / "leaderboard.csv"
+    assert second.paths["csv"] == tmp_path / "against-sp" / "leaderboard.csv"
+    top = pd.read_csv(first.paths["csv"])
+    assert set(top["baseline"]) == {"kd"}
+    assert top.query("loss == 'kd'")["verdict"].dropna().eq(IS_BASELINE).all()
+    assert set(pd.read_csv(second.paths["csv"])["baseline"]) == {"sp"}
+    assert f"tested against sp: {tmp_path / 'against-sp'}/" in first.markdown
+    assert f"tested against kd: {tmp_path}/" in second.markdown
+    only, = write_leaderboards(SUITE, store, tmp_path / "one", formats="md", against="sp")
+    assert only.board.baseline == "sp" and "tested against" not in only.markdown

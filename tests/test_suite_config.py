@@ -124,3 +124,14 @@ def test_scaled_recipe_moves_milestones():
     assert recipe.lr_for("resnet8x4") == 0.05 and not recipe.scaled
     short = recipe.scaled_to(epochs=24)
     assert short.milestones == (15, 18, 21) and short.scaled
+
+
+def test_baselines_default_to_sp_and_must_be_rows_of_the_suite(tmp_path):
+    assert load_suite(str(write(tmp_path, GOOD))).baselines == ["sp"]
+    assert load_suite("digits").baselines == ["student", "sp"]
+    path = write(tmp_path, GOOD + "baselines: [student, kd]\n")
+    assert load_suite(str(path)).baselines == ["student", "kd"]
+    for given in ("[dkd]", "[sp, sp]", "[]"):
+        with pytest.raises(UserError) as err:
+            load_suite(str(write(tmp_path, GOOD + f"baselines: {given}\n")))
+        assert "baselines" in str(err.value) and str(path) in str(err.value)

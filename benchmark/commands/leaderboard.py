@@ -27,8 +27,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--format", default="md,csv,tex,html",
                         help="comma-separated outputs among md,csv,tex,html,png (html brings "
                              "png; default md,csv,tex,html)")
-    parser.add_argument("--against", default="sp",
-                        help="baseline loss for the significance tests (default sp)")
+    parser.add_argument("--against", default=None,
+                        help="baseline row for the significance tests (default: the suite's "
+                             "baselines, one table each, the first in results/SUITE/ and each "
+                             "further one in results/SUITE/against-BASELINE/; sp for a suite "
+                             "that names none)")
     parser.add_argument("--test", choices=("paired", "wilcoxon", "welch"), default="paired",
                         help="paired: paired t-test over matched (teacher seed, seed) "
                              "(default); wilcoxon: Wilcoxon signed-rank test over them; "
@@ -71,20 +74,27 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.leaderboard import write_leaderboard, write_published_leaderboard
+    from benchmark.config import DEFAULT_BASELINE
+    from benchmark.leaderboard import write_leaderboards, write_published_leaderboard
 
     if args.transfer:
         result = write_transfer_table(args)
     elif args.published_only:
         result = write_published_leaderboard(args.out, formats=args.format,
-                                             against=args.against, dataset=args.dataset)
+                                             against=args.against or DEFAULT_BASELINE,
+                                             dataset=args.dataset)
     else:
-        result = write_leaderboard(args.suite, args.tracking_uri, args.out,
-                                   formats=args.format, metric=args.metric,
-                                   against=args.against, published=args.published,
-                                   dataset=args.dataset, suite_file=args.suite_file,
-                                   all_configs=args.configs == "all", test=args.test,
-                                   delta=args.delta, agreement=args.agreement)
+        results = write_leaderboards(args.suite, args.tracking_uri, args.out,
+                                     formats=args.format, metric=args.metric,
+                                     against=args.against, published=args.published,
+                                     dataset=args.dataset, suite_file=args.suite_file,
+                                     all_configs=args.configs == "all", test=args.test,
+                                     delta=args.delta, agreement=args.agreement)
+        print(results[0].markdown)
+        for result in results:
+            print(f"Wrote (against {result.board.baseline}) "
+                  + ", ".join(str(path) for path in result.paths.values()))
+        return 0
     print(result.markdown)
     print("Wrote " + ", ".join(str(path) for path in result.paths.values()))
     return 0
@@ -92,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write_transfer_table(args: argparse.Namespace):
     """``--transfer``: the probe runs of the suite as the published transfer layout."""
+    from benchmark.config import DEFAULT_BASELINE
     from benchmark.errors import user_error
     from benchmark.leaderboard.transfer import write_transfer_leaderboard
 
@@ -101,5 +112,6 @@ def write_transfer_table(args: argparse.Namespace):
                          "Drop them (the published transfer tables: --published-only "
                          "--dataset stl10 or tinyimagenet)")
     return write_transfer_leaderboard(args.suite, args.tracking_uri, args.out,
-                                      formats=args.format, against=args.against,
+                                      formats=args.format,
+                                      against=args.against or DEFAULT_BASELINE,
                                       published=args.published, dataset=args.dataset)

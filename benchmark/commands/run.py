@@ -178,17 +178,19 @@ def run_command(args) -> int:
 
 def write_suite_leaderboard(suite: str, tracking_uri, suite_file: str | None = None,
                             all_configs: bool = False) -> None:
-    """Write and print the suite's leaderboard (results/<suite>/), each cell in the suite's
-    own configuration (``suite_file``: the built-in name or YAML path the run was given); a run
-    with overrides (scaled epochs, amp, ...) adds its configuration as labelled rows."""
-    from benchmark.leaderboard import write_leaderboard
+    """Write the suite's leaderboards (results/<suite>/, one per baseline of the suite) and
+    print the first, each cell in the suite's own configuration (``suite_file``: the built-in
+    name or YAML path the run was given); a run with overrides (scaled epochs, amp, ...) adds
+    its configuration as labelled rows."""
+    from benchmark.leaderboard import write_leaderboards
 
-    result = write_leaderboard(suite, tracking_uri=tracking_uri, suite_file=suite_file,
-                               all_configs=all_configs)
+    results = write_leaderboards(suite, tracking_uri=tracking_uri, suite_file=suite_file,
+                                 all_configs=all_configs)
     print()
-    print(result.markdown)
-    where = ", ".join(str(p) for p in result.paths.values())
-    print(f"\nLeaderboard written to: {where}")
+    print(results[0].markdown)
+    for result in results:
+        where = ", ".join(str(p) for p in result.paths.values())
+        print(f"\nLeaderboard against {result.board.baseline} written to: {where}")
 
 
 def _print_estimate(plan, options) -> None:

@@ -16,6 +16,7 @@ import difflib
 
 import pandas as pd
 
+from benchmark.config import DEFAULT_BASELINE
 from benchmark.errors import user_error
 from benchmark.leaderboard.across import across_pairs
 from benchmark.leaderboard.aggregate import mark_best, row_averages
@@ -28,8 +29,6 @@ from benchmark.leaderboard.stats import IS_BASELINE, NO_BASELINE, Comparison, su
 from benchmark.leaderboard.table import Cell, CellConfig, ExcludedRun, Leaderboard, LeaderTable
 from benchmark.leaderboard.verdicts import decide
 from benchmark.records import Metric
-
-DEFAULT_BASELINE = "sp"
 
 
 def build_leaderboard(runs: pd.DataFrame, suite: str, *, metric: str = "last",

@@ -62,14 +62,14 @@ def write_leaderboard(suite_name: str, tracking_uri: str | None = None,
                       dataset: str | None = None, suite_file: str | None = None,
                       all_configs: bool = False, test: str = DEFAULT_TEST,
                       delta: float = DEFAULT_DELTA,
-                      agreement: bool = False) -> LeaderboardResult:
-    """Read ``kdbench/<suite_name>`` from MLflow and write its leaderboard (default
-    ``results/<suite_name>/``). ``tracking_uri=None`` uses MLflow's default store.
+                      agreement: bool = False, notes: Iterable[str] = ()) -> LeaderboardResult:
+    """Read ``kdbench/<suite_name>`` from MLflow and write its leaderboard against one baseline
+    (default ``results/<suite_name>/``). ``tracking_uri=None`` uses MLflow's default store.
 
     Each cell shows the configuration the suite (``suite_file``, default the suite's name)
     plans for it; ``all_configs`` adds every other configuration as its own labelled row.
     ``test``, ``delta``: the comparison (:func:`.build.build_leaderboard`); ``agreement``
-    adds the teacher-agreement tables."""
+    adds the teacher-agreement tables; ``notes`` go below the tables."""
     runs = collect_runs(suite_name, tracking_uri)
     planned, why = planned_specs(suite_file or suite_name)
     board = build_leaderboard(runs, suite_name, metric=metric, baseline=against,
@@ -79,8 +79,39 @@ def write_leaderboard(suite_name: str, tracking_uri: str | None = None,
     if planned is None:
         board.notes.append(f"The suite's own configuration is unknown here ({why.rstrip('.')}); "
                            "each cell shows the configuration with the most finished runs.")
+    board.notes.extend(notes)
     target = Path(out_dir) if out_dir is not None else RESULTS_DIR / suite_name
     return write_outputs(board, target, parse_formats(formats))
+
+
+def write_leaderboards(suite_name: str, tracking_uri: str | None = None,
+                       out_dir: str | Path | None = None, *, against: str | None = None,
+                       suite_file: str | None = None, **options) -> list[LeaderboardResult]:
+    """One leaderboard per baseline: ``against``, else the suite's ``baselines`` (the first in
+    ``out_dir``, default ``results/<suite_name>/``, each further one in
+    ``<out_dir>/against-<baseline>/``). ``options``: those of :func:`write_leaderboard`."""
+    baselines = [against] if against is not None else suite_baselines(suite_file or suite_name)
+    target = Path(out_dir) if out_dir is not None else RESULTS_DIR / suite_name
+    folders = [target, *(target / f"against-{b}" for b in baselines[1:])]
+    results = []
+    for baseline, where in zip(baselines, folders):
+        others = [f"The same runs tested against {b}: {folder}/."
+                  for b, folder in zip(baselines, folders) if b != baseline]
+        results.append(write_leaderboard(suite_name, tracking_uri, where, against=baseline,
+                                         suite_file=suite_file, notes=others, **options))
+    return results
+
+
+def suite_baselines(suite_name: str) -> list[str]:
+    """The suite's ``baselines`` field, or the default baseline when the suite file cannot be
+    loaded here (a suite recorded elsewhere: its tables say their configuration is unknown)."""
+    from benchmark.config import load_suite
+    from benchmark.errors import UserError
+
+    try:
+        return list(load_suite(suite_name).baselines)
+    except UserError:
+        return [DEFAULT_BASELINE]
 
 
 def write_published_leaderboard(out_dir: str | Path | None = None, *,
