@@ -167,7 +167,7 @@ def test_random_teacher_cohort_trains_without_a_stored_teacher(tmp_path):
 def test_the_main_job_suite_compares_tuned_losses_and_both_controls():
     suite = load_suite("digits")
     runs = expand_suite(suite)
-    assert len(runs) == 2 * 9 * 5
+    assert len(suite.seeds) == 8 and len(runs) == 2 * 9 * len(suite.seeds)
     entries = yaml.safe_load(open(suite.tuned_weights))["entries"]
     shipped = {(e["student"], e["loss"]): e["weight"] for e in entries}
     for spec in runs:

@@ -159,7 +159,7 @@ def test_scaled_and_reweighted_runs_never_change_the_protocol_cell(digits_store,
     tracker, uri, specs, values = digits_store
     before = write_leaderboard("digits", uri, tmp_path / "before", formats="csv").board
     sp_cell = _cell(before, "sp", "digits_cnn_small")
-    assert sp_cell.summary.n == 5
+    assert sp_cell.summary.n == len(load_suite("digits").seeds)
 
     seed0 = next(s for s in specs if s.loss == "sp" and s.seed == 0
                  and s.student == "digits_cnn_small")
@@ -170,7 +170,7 @@ def test_scaled_and_reweighted_runs_never_change_the_protocol_cell(digits_store,
 
     after = write_leaderboard("digits", uri, tmp_path / "after", formats="csv").board
     cell = _cell(after, "sp", "digits_cnn_small")
-    assert cell.values == sp_cell.values and cell.summary.n == 5
+    assert cell.values == sp_cell.values and cell.summary.n == sp_cell.summary.n
     assert cell.config.setting_hash == seed0.setting_hash
     assert f"sp={seed0.term_weights['sp']:g}" in cell.config.weights
     assert "30 ep" in cell.config.recipe
@@ -231,7 +231,7 @@ def test_runner_skips_exactly_the_counted_runs(digits_store, tmp_path):
     assert len(plan.done) == len(specs) and not plan.todo
     scaled = make_plan(load_suite("digits"), PlanOptions(epochs=2, seeds=[0]),
                        RunOptions(store=str(tmp_path)), tracker)
-    assert not scaled.done and len(scaled.todo) == len(specs) // 5
+    assert not scaled.done and len(scaled.todo) == len(specs) // len(load_suite("digits").seeds)
 
 
 def test_records_from_mlflow_carry_the_spec(digits_store):
