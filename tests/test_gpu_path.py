@@ -66,3 +66,23 @@ def test_cohort_trains_on_cuda(tmp_path, fast):
     results = _digits_cohort(tmp_path, **fast).run()
     assert [r.status for r in results] == ["FINISHED"] * 3, [r.reason for r in results]
     assert all(math.isfinite(r.test_acc_last) and r.test_acc_last > 10 for r in results)
+
+
+def test_member_streams_give_the_metrics_of_one_stream(tmp_path):
+    """The members' steps overlapped on their own streams: the same kernels on the same inputs,
+    so the same numbers as the steps one after the other on the current stream."""
+    flags = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        overlapped = _digits_cohort(tmp_path / "streams")
+        assert overlapped.env.member_streams
+        sequential = _digits_cohort(tmp_path / "one")
+        sequential.env.member_streams = False
+        first, second = overlapped.run(), sequential.run()
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = flags
+    assert len(overlapped._streams) == 3 and not hasattr(sequential, "_streams")
+    assert [r.test_acc_last for r in first] == [r.test_acc_last for r in second]
+    for a, b in zip(overlapped.members, sequential.members):
+        assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(),
+                                                    b.model.state_dict().values()))
