@@ -211,6 +211,10 @@ def test_published_loop_comparison_reports_every_ratio():
                                    "published at", "kdbench at", "kdbench cohort of 3",
                                    "kdbench kd channels_last", "kdbench kd bf16"}
     assert all(s > 0 for s in result.seconds.values())
+    assert set(result.published_extra) == {"kd", "sp", "at"}
+    assert all(0 < s < result.seconds[f"published {loss}"]
+               for loss, s in result.published_extra.items())
     report = format_comparison(result)
+    assert report.count("% of the published step") == 3
     assert "single run, speed-up over the published step" in report
     assert "% of the bound" in report and "fast path bf16 (kd)" in report

@@ -29,7 +29,8 @@ def add_parser(subparsers) -> None:
                         help="--baseline: interleaved rounds; the best of them is reported")
     parser.add_argument("--fast-paths", default="channels_last,bf16",
                         help="--baseline: fast paths timed for the first loss, any of "
-                             "channels_last, bf16, compile (compile takes a while on CPU)")
+                             "channels_last, bf16, compile, compile+channels_last (compile "
+                             "takes a while on CPU)")
     parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch CPU threads (default: torch's choice)")
     parser.set_defaults(func=perf_command)
@@ -79,7 +80,7 @@ def _published_loop(args, device) -> int:
     import sys
 
     from benchmark.errors import UserError
-    from benchmark.perf_published import compare_published_loop, format_comparison
+    from benchmark.perf_published import FAST_PATHS, compare_published_loop, format_comparison
     from losses.composite import expand_loss_label
 
     if args.target != "train":
@@ -89,10 +90,10 @@ def _published_loop(args, device) -> int:
     for label in labels:
         expand_loss_label(label)
     paths = tuple(p.strip() for p in args.fast_paths.split(",") if p.strip())
-    unknown = sorted(set(paths) - {"channels_last", "bf16", "compile"})
+    unknown = sorted(set(paths) - set(FAST_PATHS))
     if unknown:
-        raise UserError(f"--fast-paths {unknown} unknown; choose from channels_last, bf16, "
-                        "compile (e.g. --fast-paths channels_last,bf16).")
+        raise UserError(f"--fast-paths {unknown} unknown; choose from "
+                        f"{', '.join(FAST_PATHS)} (e.g. --fast-paths channels_last,bf16).")
     print(f"{args.teacher} -> {args.student}, batch {args.batch_size}, {args.steps} timed "
           f"steps, losses {', '.join(labels)}")
     result = compare_published_loop(args.teacher, args.student, tuple(labels),
