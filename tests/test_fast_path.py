@@ -216,5 +216,7 @@ def test_published_loop_comparison_reports_every_ratio():
                for loss, s in result.published_extra.items())
     report = format_comparison(result)
     assert report.count("% of the published step") == 3
+    assert result.teacher_forward > 0 and set(result.member_steps) == {"kd", "sp", "at"}
+    assert "measured-time bound" in report
     assert "single run, speed-up over the published step" in report
     assert "% of the bound" in report and "fast path bf16 (kd)" in report
