@@ -61,7 +61,8 @@ def draw_panel(axes, table: LeaderTable, pair) -> None:
         axes.axvline(baseline.summary.mean, color=COLORS["baseline"], linestyle="--",
                      linewidth=1)
     teacher = table.cell(TEACHER_ROW, pair)
-    teacher_note = f" (teacher {teacher.summary.mean:.2f})" if teacher is not None else ""
+    # on its own line: a long pair label and the note overflow one panel's width
+    teacher_note = f"\n(teacher {teacher.summary.mean:.2f})" if teacher is not None else ""
     axes.set_yticks(range(len(rows)), [display_name(row) for row in rows])
     axes.invert_yaxis()
     axes.set_title(f"{table.dataset}: {pair.label}{teacher_note}", fontsize=9)
