@@ -57,48 +57,47 @@ def parse_formats(text: str | Iterable[str]) -> tuple[str, ...]:
 
 def write_leaderboard(suite_name: str, tracking_uri: str | None = None,
                       out_dir: str | Path | None = None, *,
-                      formats: str | Iterable[str] = ALL_FORMATS, metric: str = "last",
-                      against: str = DEFAULT_BASELINE, published: bool = False,
-                      dataset: str | None = None, suite_file: str | None = None,
-                      all_configs: bool = False, test: str = DEFAULT_TEST,
-                      delta: float = DEFAULT_DELTA,
-                      agreement: bool = False, notes: Iterable[str] = ()) -> LeaderboardResult:
+                      against: str = DEFAULT_BASELINE, **options) -> LeaderboardResult:
     """Read ``kdbench/<suite_name>`` from MLflow and write its leaderboard against one baseline
-    (default ``results/<suite_name>/``). ``tracking_uri=None`` uses MLflow's default store.
-
-    Each cell shows the configuration the suite (``suite_file``, default the suite's name)
-    plans for it; ``all_configs`` adds every other configuration as its own labelled row.
-    ``test``, ``delta``: the comparison (:func:`.build.build_leaderboard`); ``agreement``
-    adds the teacher-agreement tables; ``notes`` go below the tables."""
-    runs = collect_runs(suite_name, tracking_uri)
-    planned, why = planned_specs(suite_file or suite_name)
-    board = build_leaderboard(runs, suite_name, metric=metric, baseline=against,
-                              published=load_published(), show_published=published,
-                              dataset=dataset, planned=planned, all_configs=all_configs,
-                              test=test, delta=delta, agreement=agreement)
-    if planned is None:
-        board.notes.append(f"The suite's own configuration is unknown here ({why.rstrip('.')}); "
-                           "each cell shows the configuration with the most finished runs.")
-    board.notes.extend(notes)
-    target = Path(out_dir) if out_dir is not None else RESULTS_DIR / suite_name
-    return write_outputs(board, target, parse_formats(formats))
+    (default ``results/<suite_name>/``); ``options``: those of :func:`write_leaderboards`."""
+    [result] = write_leaderboards(suite_name, tracking_uri, out_dir, against=against, **options)
+    return result
 
 
 def write_leaderboards(suite_name: str, tracking_uri: str | None = None,
                        out_dir: str | Path | None = None, *, against: str | None = None,
-                       suite_file: str | None = None, **options) -> list[LeaderboardResult]:
-    """One leaderboard per baseline: ``against``, else the suite's ``baselines`` (the first in
-    ``out_dir``, default ``results/<suite_name>/``, each further one in
-    ``<out_dir>/against-<baseline>/``). ``options``: those of :func:`write_leaderboard`."""
+                       formats: str | Iterable[str] = ALL_FORMATS, metric: str = "last",
+                       published: bool = False, dataset: str | None = None,
+                       suite_file: str | None = None, all_configs: bool = False,
+                       test: str = DEFAULT_TEST, delta: float = DEFAULT_DELTA,
+                       agreement: bool = False) -> list[LeaderboardResult]:
+    """Read ``kdbench/<suite_name>`` from MLflow once and write one leaderboard per baseline:
+    ``against``, else the suite's ``baselines`` (the first in ``out_dir``, default
+    ``results/<suite_name>/``, each further one in ``<out_dir>/against-<baseline>/``, each
+    noting where the others are). ``tracking_uri=None`` uses MLflow's default store.
+
+    Each cell shows the configuration the suite (``suite_file``, default the suite's name)
+    plans for it; ``all_configs`` adds every other configuration as its own labelled row.
+    ``test``, ``delta``: the comparison (:func:`.build.build_leaderboard`); ``agreement``
+    adds the teacher-agreement tables."""
+    runs = collect_runs(suite_name, tracking_uri)
+    planned, why = planned_specs(suite_file or suite_name)
     baselines = [against] if against is not None else suite_baselines(suite_file or suite_name)
     target = Path(out_dir) if out_dir is not None else RESULTS_DIR / suite_name
     folders = [target, *(target / f"against-{b}" for b in baselines[1:])]
     results = []
     for baseline, where in zip(baselines, folders):
-        others = [f"The same runs tested against {b}: {folder}/."
-                  for b, folder in zip(baselines, folders) if b != baseline]
-        results.append(write_leaderboard(suite_name, tracking_uri, where, against=baseline,
-                                         suite_file=suite_file, notes=others, **options))
+        board = build_leaderboard(runs, suite_name, metric=metric, baseline=baseline,
+                                  published=load_published(), show_published=published,
+                                  dataset=dataset, planned=planned, all_configs=all_configs,
+                                  test=test, delta=delta, agreement=agreement)
+        if planned is None:
+            board.notes.append(f"The suite's own configuration is unknown here "
+                               f"({why.rstrip('.')}); each cell shows the configuration with "
+                               "the most finished runs.")
+        board.notes.extend(f"The same runs tested against {b}: {folder}/."
+                           for b, folder in zip(baselines, folders) if b != baseline)
+        results.append(write_outputs(board, where, parse_formats(formats)))
     return results
 
 
